@@ -1,0 +1,174 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/homederp/homederp/internal/statefile"
+)
+
+// FileName is the config document's name inside the state directory.
+const FileName = "config.json"
+
+// Store holds the configuration in a directory (on the box
+// /perm/homederp). It is safe for concurrent use.
+type Store struct {
+	dir string
+	now func() time.Time
+
+	mu      sync.Mutex
+	cur     Config
+	loadErr error // why config.json could not be used, or nil
+	subs    map[int]func(Config)
+	nextSub int
+}
+
+// Open reads dir/config.json, creating dir (0700) if needed. A missing
+// file means defaults. A file that cannot be parsed is not an error of
+// Open: the Store then holds defaults in memory, LoadError reports the
+// problem, and the broken file stays on disk untouched until the user saves
+// a new configuration (which moves it aside rather than deleting it).
+// Open fails only when dir itself is unusable.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0700); err != nil {
+		return nil, fmt.Errorf("creating state directory: %w", err)
+	}
+	s := &Store{dir: dir, now: time.Now, subs: map[int]func(Config){}}
+	if err := statefile.RemoveTemp(filepath.Join(dir, FileName)); err != nil {
+		return nil, err
+	}
+	c, err := Load(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		s.cur = Default()
+	case err != nil:
+		var pe *ParseError
+		if !errors.As(err, &pe) {
+			return nil, err
+		}
+		s.cur = Default()
+		s.loadErr = err
+	default:
+		s.cur = c
+	}
+	return s, nil
+}
+
+// ParseError says config.json exists but is not a valid document.
+type ParseError struct {
+	Path string
+	Err  error
+}
+
+func (e *ParseError) Error() string {
+	return fmt.Sprintf("%s is broken and was left as it is (running with defaults until a new configuration is saved): %v", e.Path, e.Err)
+}
+func (e *ParseError) Unwrap() error { return e.Err }
+
+// Load reads and validates dir/config.json. A missing file returns an error
+// wrapping fs.ErrNotExist; a file that does not parse or validate returns a
+// *ParseError.
+func Load(dir string) (Config, error) {
+	path := filepath.Join(dir, FileName)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("reading config: %w", err)
+	}
+	c, err := Parse(b)
+	if err == nil {
+		// A stored document must satisfy today's rules too; an
+		// invalid one is reported, not half-applied.
+		err = c.Validate()
+	}
+	if err != nil {
+		return Config{}, &ParseError{Path: path, Err: err}
+	}
+	return c, nil
+}
+
+// Dir returns the state directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Config returns the current configuration.
+func (s *Store) Config() Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
+}
+
+// LoadError returns why the stored config.json could not be used, or nil.
+func (s *Store) LoadError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loadErr
+}
+
+// Save validates c, writes it atomically with mode 0600 and then notifies
+// the subscribers. An invalid c is refused with an Errors value and
+// nothing on disk changes.
+func (s *Store) Save(c Config) error {
+	c.Version = SchemaVersion
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	b, err := Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encoding config: %w", err)
+	}
+	s.mu.Lock()
+	path := filepath.Join(s.dir, FileName)
+	if s.loadErr != nil {
+		// Keep the unreadable file for the user (or a bug report)
+		// instead of overwriting it.
+		aside := fmt.Sprintf("%s.broken-%s", path, s.now().UTC().Format("20060102T150405Z"))
+		if err := os.Rename(path, aside); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.mu.Unlock()
+			return fmt.Errorf("moving the broken config aside: %w", err)
+		}
+	}
+	if err := statefile.Write(path, b, 0600); err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("saving config: %w", err)
+	}
+	s.cur = c
+	s.loadErr = nil
+	s.mu.Unlock()
+	s.notify()
+	return nil
+}
+
+// Subscribe calls fn with the new configuration after every successful
+// Save or secret change, in the goroutine that made the change; fn must
+// not block for long. The returned function unsubscribes.
+func (s *Store) Subscribe(fn func(Config)) (cancel func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.nextSub
+	s.nextSub++
+	s.subs[id] = fn
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.subs, id)
+	}
+}
+
+func (s *Store) notify() {
+	s.mu.Lock()
+	c := s.cur
+	fns := make([]func(Config), 0, len(s.subs))
+	for id := 0; id < s.nextSub; id++ { // in subscription order
+		if fn, ok := s.subs[id]; ok {
+			fns = append(fns, fn)
+		}
+	}
+	s.mu.Unlock()
+	for _, fn := range fns {
+		fn(c)
+	}
+}

@@ -1,0 +1,86 @@
+// The appliance program is homederp's one process on the box: it runs the
+// DERP/STUN relay (and, as they land, ddns and the web UI) from the
+// configuration in its state directory, and stops them cleanly on SIGTERM.
+//
+// On gokrazy (the /gokrazy directory exists) state lives in
+// /perm/homederp. With -dev everything runs on loopback with state in
+// ./homederp-state, for trying homederp on a laptop.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/gokrazy/gokrazy"
+)
+
+var (
+	dev      = flag.Bool("dev", false, "Run on loopback only, with state in -state-dir (default ./homederp-state), for trying homederp without a box.")
+	stateDir = flag.String("state-dir", "", "Directory holding the configuration, keys and certificates. Defaults to /perm/homederp on gokrazy and ./homederp-state with -dev.")
+	derpPort = flag.Int("derp-port", 0, "With -dev: the DERP port of a new dev configuration (default 12345). An existing configuration keeps its port.")
+	stunPort = flag.Int("stun-port", 0, "With -dev: the STUN port of a new dev configuration (default 3478).")
+)
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func onGokrazy() bool {
+	_, err := os.Stat("/gokrazy")
+	return err == nil
+}
+
+func run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	opts := options{dev: *dev, derpPort: *derpPort, stunPort: *stunPort}
+	switch {
+	case *stateDir != "":
+		opts.stateDir = *stateDir
+	case *dev:
+		opts.stateDir = "homederp-state"
+	case onGokrazy():
+		opts.stateDir = "/perm/homederp"
+	default:
+		return errors.New("not on gokrazy: pass -dev to try homederp on this machine, or -state-dir")
+	}
+	abs, err := filepath.Abs(opts.stateDir)
+	if err != nil {
+		return err
+	}
+	opts.stateDir = abs
+
+	if onGokrazy() && !*dev {
+		// Boards without a real-time clock boot in 1970; keys and
+		// certificates made then would be useless.
+		gokrazy.WaitForClock()
+	}
+
+	app, err := start(opts, log.Printf)
+	if err != nil {
+		return err
+	}
+	if *dev {
+		fmt.Print(app.summary())
+	}
+	select {
+	case <-ctx.Done():
+		log.Printf("shutting down")
+	case err := <-app.errc:
+		app.close()
+		return err
+	}
+	app.close()
+	return nil
+}

@@ -1,0 +1,105 @@
+// Package relaytest has helpers for tests that drive a DERP relay with
+// real tailscale.com/derp/derphttp clients.
+package relaytest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"tailscale.com/derp"
+	"tailscale.com/derp/derphttp"
+	"tailscale.com/net/netmon"
+	"tailscale.com/tailcfg"
+	"tailscale.com/types/key"
+)
+
+// Client is a connected derphttp client and its key.
+type Client struct {
+	*derphttp.Client
+	Priv key.NodePrivate
+}
+
+// Connect dials region the way tailscaled does: only what the map says
+// (host name, port, CertName pin or InsecureForTests) decides how. The
+// client is closed when the test ends.
+func Connect(t testing.TB, region *tailcfg.DERPRegion) *Client {
+	t.Helper()
+	c, err := TryConnect(t, region)
+	if err != nil {
+		t.Fatalf("derphttp Connect to region %d: %v", region.RegionID, err)
+	}
+	return c
+}
+
+// TryConnect is Connect returning the error instead of failing the test.
+func TryConnect(t testing.TB, region *tailcfg.DERPRegion) (*Client, error) {
+	t.Helper()
+	priv := key.NewNode()
+	c := derphttp.NewRegionClient(priv, t.Logf, netmon.NewStatic(), func() *tailcfg.DERPRegion { return region })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Connect(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	t.Cleanup(func() { c.Close() })
+	return &Client{c, priv}, nil
+}
+
+// SendUntilReceived sends msg from one client to another until it
+// arrives, at most 100 times over 10 s. Retrying is needed because Connect
+// returns before the server has registered the client, and packets to a
+// not-yet-registered peer are dropped.
+func SendUntilReceived(from, to *Client, msg []byte) error {
+	got := make(chan derp.ReceivedPacket, 1)
+	errc := make(chan error, 1)
+	go func() {
+		for i := 0; i < 1000; i++ {
+			m, err := to.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			if p, ok := m.(derp.ReceivedPacket); ok && bytes.Equal(p.Data, msg) {
+				got <- p
+				return
+			}
+		}
+		errc <- fmt.Errorf("1000 messages without the packet")
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(10 * time.Second)
+	for i := 0; i < 100; i++ {
+		if err := from.Send(to.Priv.Public(), msg); err != nil {
+			return fmt.Errorf("Send: %w", err)
+		}
+		select {
+		case p := <-got:
+			if p.Source != from.Priv.Public() {
+				return fmt.Errorf("packet source: got %v, want %v", p.Source, from.Priv.Public())
+			}
+			return nil
+		case err := <-errc:
+			return fmt.Errorf("Recv: %w", err)
+		case <-timeout:
+			return fmt.Errorf("packet %q not received within 10s", msg)
+		case <-tick.C:
+		}
+	}
+	return fmt.Errorf("packet %q not received after 100 sends", msg)
+}
+
+// Exchange checks that a and b can send packets to each other.
+func Exchange(t testing.TB, a, b *Client) {
+	t.Helper()
+	if err := SendUntilReceived(a, b, []byte(fmt.Sprintf("a to b at %d", time.Now().UnixNano()))); err != nil {
+		t.Fatalf("a → b: %v", err)
+	}
+	if err := SendUntilReceived(b, a, []byte(fmt.Sprintf("b to a at %d", time.Now().UnixNano()))); err != nil {
+		t.Fatalf("b → a: %v", err)
+	}
+}
