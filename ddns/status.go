@@ -31,6 +31,15 @@ type Status struct {
 	LastError string
 	// History is the most recent changes and errors, newest first.
 	History []Event
+
+	// Fields below were added after the first contract.
+
+	Zone    string // the zone holding Hostname, e.g. "example.com."
+	CGNAT   bool   // the router's WAN address is in 100.64.0.0/10
+	Proxied bool   // the authoritative servers answer with Cloudflare proxy addresses
+	// Sources says what each detection source reported at the last
+	// check, e.g. "stun 198.51.100.1:3478: 203.0.113.9".
+	Sources []string
 }
 
 // Event is one entry of the persisted history.

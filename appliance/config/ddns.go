@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
+	"strconv"
 	"time"
 )
 
@@ -29,7 +31,36 @@ type DDNS struct {
 	Interval Duration `json:"interval"`
 
 	RFC2136 RFC2136 `json:"rfc2136,omitzero"`
+
+	// Detection sources. Empty means homederp's defaults (public servers
+	// of several operators); tests and people behind filtering networks
+	// set their own.
+
+	// STUNServers must agree on the IPv4 address (at least two answer),
+	// e.g. ["stun.cloudflare.com:3478", "stun.l.google.com:19302"]. The
+	// same servers confirm the IPv6 address over IPv6.
+	STUNServers []string `json:"stun_servers,omitempty"`
+	// Whoami servers give the DNS cross-check of the IPv4 address, tried
+	// in order.
+	Whoami []WhoamiServer `json:"whoami,omitempty"`
+	// Resolvers find the zone and its name servers, e.g. ["192.168.1.1:53"];
+	// empty = the box's own resolvers.
+	Resolvers []string `json:"resolvers,omitempty"`
 }
+
+// WhoamiServer is a DNS server answering "whoami.cloudflare." TXT in class
+// CH with the asker's address.
+type WhoamiServer struct {
+	Addr string `json:"addr"` // IPv4 and port, e.g. "1.1.1.1:853"
+	// TLSName selects DNS over TLS and is the name in the server's
+	// certificate, e.g. "cloudflare-dns.com". Empty means plain DNS, which
+	// routers can intercept and attackers can spoof.
+	TLSName string `json:"tls_name,omitempty"`
+}
+
+// MinSTUNServers is how many STUN servers a custom list needs: two must
+// agree before an address is trusted.
+const MinSTUNServers = 2
 
 // RFC2136 addresses a DNS server that accepts TSIG-signed dynamic updates.
 type RFC2136 struct {
@@ -45,6 +76,7 @@ func defaultDDNS() DDNS {
 
 func (c Config) validateDDNS(errs *Errors) {
 	d := c.DDNS
+	d.validateSources(errs)
 	switch d.Provider {
 	case ProviderNone:
 		return
@@ -64,7 +96,7 @@ func (c Config) validateDDNS(errs *Errors) {
 	}
 	if d.Provider == ProviderRFC2136 {
 		r := d.RFC2136
-		if _, _, err := net.SplitHostPort(r.Server); err != nil {
+		if !validHostPort(r.Server) {
 			errs.add("ddns.rfc2136.server", fmt.Sprintf("%q is not host:port, e.g. ns1.example.com:53", r.Server))
 		}
 		if r.KeyName == "" {
@@ -79,4 +111,44 @@ func (c Config) validateDDNS(errs *Errors) {
 			errs.add("ddns.rfc2136.zone", fmt.Sprintf("%q is not a DNS name", r.Zone))
 		}
 	}
+}
+
+// validateSources checks the detection sources, whether or not a provider
+// is set, so that a bad list is refused when it is saved.
+func (d DDNS) validateSources(errs *Errors) {
+	if n := len(d.STUNServers); n > 0 && n < MinSTUNServers {
+		errs.add("ddns.stun_servers", fmt.Sprintf("list at least %d STUN servers (two must agree), or none for the defaults", MinSTUNServers))
+	}
+	for _, s := range d.STUNServers {
+		if !validHostPort(s) {
+			errs.add("ddns.stun_servers", fmt.Sprintf("%q is not host:port, e.g. stun.cloudflare.com:3478", s))
+		}
+	}
+	for _, w := range d.Whoami {
+		ap, err := netip.ParseAddrPort(w.Addr)
+		if err != nil || !ap.Addr().Unmap().Is4() || ap.Port() == 0 {
+			errs.add("ddns.whoami", fmt.Sprintf("%q is not an IPv4 address with port, e.g. 1.1.1.1:853", w.Addr))
+		}
+		if w.TLSName != "" && !isDNSName(w.TLSName) {
+			errs.add("ddns.whoami", fmt.Sprintf("%q is not a DNS name for the server's certificate", w.TLSName))
+		}
+	}
+	for _, r := range d.Resolvers {
+		if _, err := netip.ParseAddrPort(r); err != nil {
+			errs.add("ddns.resolvers", fmt.Sprintf("%q is not an IP address with port, e.g. 192.168.1.1:53", r))
+		}
+	}
+}
+
+// validHostPort reports whether s is host:port with a DNS name or IP
+// address and a port in 1–65535.
+func validHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return false
+	}
+	return isIP(host) || isDNSName(host)
 }

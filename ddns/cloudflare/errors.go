@@ -1,0 +1,122 @@
+package cloudflare
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ErrorItem is one entry of the "errors" array of Cloudflare's response
+// envelope.
+type ErrorItem struct {
+	Code       int         `json:"code"`    // e.g. 9109
+	Message    string      `json:"message"` // e.g. "Invalid access token"
+	ErrorChain []ErrorItem `json:"error_chain,omitempty"`
+}
+
+// APIError is a failed Cloudflare API call. Its Error text is meant for
+// the user: it says what to do, not only what went wrong.
+type APIError struct {
+	Status     int // HTTP status, e.g. 403
+	Errors     []ErrorItem
+	RetryAfter time.Duration // for 429: how long Cloudflare asked us to wait
+	Zone       string        // the zone involved, if known, e.g. "example.com"
+}
+
+// Codes lists every error code, including those in error chains.
+func (e *APIError) Codes() []int {
+	var out []int
+	var walk func([]ErrorItem)
+	walk = func(items []ErrorItem) {
+		for _, it := range items {
+			out = append(out, it.Code)
+			walk(it.ErrorChain)
+		}
+	}
+	walk(e.Errors)
+	return out
+}
+
+// Has reports whether code is among the error codes.
+func (e *APIError) Has(code int) bool { return slices.Contains(e.Codes(), code) }
+
+// Temporary reports whether retrying later may help.
+func (e *APIError) Temporary() bool {
+	return e.Status == http.StatusTooManyRequests || e.Status >= 500
+}
+
+func (e *APIError) raw() string {
+	var parts []string
+	for _, it := range e.Errors {
+		s := fmt.Sprintf("%d %s", it.Code, it.Message)
+		for _, c := range it.ErrorChain {
+			s += fmt.Sprintf(" (%d %s)", c.Code, c.Message)
+		}
+		parts = append(parts, s)
+	}
+	if len(parts) == 0 {
+		return fmt.Sprintf("HTTP %d", e.Status)
+	}
+	return fmt.Sprintf("HTTP %d: %s", e.Status, strings.Join(parts, "; "))
+}
+
+func (e *APIError) Error() string {
+	zone := e.Zone
+	if zone == "" {
+		zone = "your zone"
+	}
+	var msg string
+	switch {
+	case e.Status == http.StatusTooManyRequests || e.Has(971):
+		msg = "Cloudflare is rate-limiting this account"
+		if e.RetryAfter > 0 {
+			msg += fmt.Sprintf("; homederp waits %v before calling again", e.RetryAfter.Round(time.Second))
+		}
+	case e.Has(6003) || e.Has(6111) || e.Has(6103) || e.Has(6100):
+		msg = "Cloudflare rejected the token's format: paste the API token itself (about 40 letters and digits, from My Profile → API Tokens), not the Global API Key and without \"Bearer\""
+	case e.Has(9109) || e.Has(1000) || e.Has(1001) || e.Has(9106) || e.Status == http.StatusUnauthorized:
+		msg = "Cloudflare does not accept this API token: it is wrong, expired, revoked or limited to other IP addresses. Create a new one with the \"Edit zone DNS\" template"
+	case e.Has(10000) || e.Has(9103) || e.Status == http.StatusForbidden:
+		msg = fmt.Sprintf("the API token may not do this: give it the permissions Zone → DNS → Edit and Zone → Zone → Read for %s", zone)
+	case e.Has(9021):
+		msg = "Cloudflare refused the record's TTL"
+	case e.Has(81053) || e.Has(81054) || e.Has(81057):
+		msg = "a conflicting record (for example a CNAME) already exists for this name; remove it in the Cloudflare dashboard"
+	case e.Has(81058):
+		msg = "an identical record already exists"
+	case e.Has(81044) || e.Status == http.StatusNotFound:
+		msg = "the record or zone does not exist (any more) at Cloudflare"
+	case e.Status >= 500:
+		msg = "Cloudflare's API is having trouble; homederp retries later"
+	default:
+		msg = "Cloudflare refused the request"
+	}
+	return fmt.Sprintf("%s (%s)", msg, e.raw())
+}
+
+// envelope is Cloudflare's response wrapper.
+type envelope struct {
+	Success    bool            `json:"success"`
+	Errors     []ErrorItem     `json:"errors"`
+	Messages   json.RawMessage `json:"messages"`
+	Result     json.RawMessage `json:"result"`
+	ResultInfo *struct {
+		Page       int `json:"page"`
+		PerPage    int `json:"per_page"`
+		Count      int `json:"count"`
+		TotalCount int `json:"total_count"`
+		TotalPages int `json:"total_pages"`
+	} `json:"result_info"`
+}
+
+func decodeError(status int, body []byte) *APIError {
+	e := &APIError{Status: status}
+	var env envelope
+	if json.Unmarshal(body, &env) == nil {
+		e.Errors = env.Errors
+	}
+	return e
+}

@@ -1,0 +1,55 @@
+package cloudflare
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// CheckToken verifies token with GET /user/tokens/verify, which needs no
+// permission, and, if hostname is not empty, that the token can see the
+// zone holding hostname. The error says in plain words what to fix; the
+// web UI shows it when the user saves a token.
+func CheckToken(ctx context.Context, c *Client, token, hostname string) error {
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return errors.New("the API token is empty")
+	}
+	if strings.HasPrefix(strings.ToLower(token), "bearer ") {
+		return errors.New("paste the token without the word \"Bearer\"")
+	}
+	if c == nil {
+		c = &Client{}
+	}
+	var res struct {
+		ID        string    `json:"id"`
+		Status    string    `json:"status"` // "active", "disabled" or "expired"
+		NotBefore time.Time `json:"not_before"`
+		ExpiresOn time.Time `json:"expires_on"`
+	}
+	if err := apiCall(ctx, c, token, http.MethodGet, "/user/tokens/verify", &res); err != nil {
+		return fmt.Errorf("checking the Cloudflare token: %w", err)
+	}
+	switch res.Status {
+	case "active":
+	case "disabled":
+		return errors.New("this Cloudflare API token is disabled; enable it under My Profile → API Tokens, or create a new one")
+	case "expired":
+		return errors.New("this Cloudflare API token has expired; create a new one with the \"Edit zone DNS\" template")
+	default:
+		return fmt.Errorf("Cloudflare says this token's status is %q, not active", res.Status)
+	}
+	if !res.NotBefore.IsZero() && time.Now().Before(res.NotBefore) {
+		return fmt.Errorf("this Cloudflare API token only becomes valid at %s", res.NotBefore.Format(time.RFC1123))
+	}
+	if hostname == "" {
+		return nil
+	}
+	if _, err := New(token, c).ZoneFor(ctx, hostname); err != nil {
+		return err
+	}
+	return nil
+}

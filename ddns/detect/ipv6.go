@@ -1,0 +1,77 @@
+package detect
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+)
+
+// detect6 finds the box's public IPv6 address: its own stable global
+// address, confirmed by STUN servers that see exactly that address when
+// asked from it (so no NAT66 or NPTv6 rewrites it on the way).
+func (d *Detector) detect6(ctx context.Context) Family {
+	var f Family
+	list := d.Addrs
+	if list == nil {
+		list = SystemAddrs
+	}
+	addrs, err := list()
+	if err != nil {
+		f.Problem = fmt.Sprintf("Could not list this box's IPv6 addresses: %v", err)
+		return f
+	}
+	stable, tempOnly := StableIPv6(addrs)
+	if len(stable) == 0 {
+		f.State = None
+		if tempOnly {
+			f.Problem = "This box has only temporary (privacy) IPv6 addresses, which change every day; they are never published. Give it a stable address (SLAAC without privacy extensions, or a DHCPv6 reservation)."
+		} else {
+			f.Problem = "This box has no global IPv6 address."
+		}
+		return f
+	}
+	servers, obs := d.stunServers(ctx, "6")
+	f.Observations = append(f.Observations, obs...)
+	if len(servers) == 0 {
+		f.Problem = "No IPv6 STUN server is configured to confirm the box's IPv6 address from outside."
+		return f
+	}
+	// Try the stable addresses in order; the first one that the STUN
+	// servers see unchanged is the box's public IPv6 address.
+	for _, cand := range stable {
+		pc, err := d.net().ListenPacket(ctx, "udp6", netip.AddrPortFrom(cand, 0).String())
+		if err != nil {
+			f.Observations = append(f.Observations, Observation{Source: "bind " + cand.String(), Err: err.Error()})
+			continue
+		}
+		answers := QuerySTUN(ctx, pc, servers, d.timeout())
+		pc.Close()
+		var ok, bad int
+		for _, a := range answers {
+			o := Observation{Source: "stun " + a.Server.String() + " from " + cand.String()}
+			if a.Err != nil {
+				o.Err = a.Err.Error()
+			} else {
+				o.Addr, o.Port = a.Mapped.Addr(), a.Mapped.Port()
+				if a.Mapped.Addr() == cand {
+					ok++
+				} else {
+					bad++
+				}
+			}
+			f.Observations = append(f.Observations, o)
+		}
+		switch {
+		case bad > 0:
+			f.Problem = fmt.Sprintf("STUN servers see this box's IPv6 address %v as a different address (%s): the router translates IPv6 (NAT66/NPTv6), so the AAAA record is not updated.", cand, summarize(f.Observations))
+		case ok > 0:
+			f.State, f.Addr, f.Problem = Known, cand, ""
+			return f
+		default:
+			if f.Problem == "" {
+				f.Problem = fmt.Sprintf("No STUN server answered over IPv6 from %v, so the address could not be confirmed from outside.", cand)
+			}
+		}
+	}
+	return f
+}

@@ -1,0 +1,279 @@
+// Package rfc2136 changes records with TSIG-signed DNS UPDATE messages
+// (RFC 2136, RFC 8945) through github.com/miekg/dns, for people who run
+// their own DNS server (BIND, Knot, PowerDNS, ...).
+//
+// Provider implements the libdns interfaces, so the ACME DNS-01 solver
+// can use it to publish and remove its TXT records exactly as ddns uses
+// it for A and AAAA records.
+package rfc2136
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/libdns/libdns"
+	"github.com/miekg/dns"
+)
+
+// Dialer opens connections; *net.Dialer is one.
+type Dialer interface {
+	DialContext(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+// Provider sends updates to one primary server.
+type Provider struct {
+	Server       string // e.g. "ns1.example.com:53" or "192.0.2.53:53"
+	Zone         string // e.g. "example.com."; "" = found with FindZone
+	KeyName      string // e.g. "homederp."
+	KeyAlgorithm string // e.g. "hmac-sha256."
+	Secret       string // base64 TSIG secret
+
+	Net     Dialer        // nil = net.Dialer
+	Timeout time.Duration // per update; 0 = 10s
+	// FindZone finds a hostname's zone when Zone is empty, e.g.
+	// (*authdns.Checker).FindZone.
+	FindZone func(ctx context.Context, name string) (string, error)
+
+	updates atomic.Int64
+}
+
+// Updates returns how many UPDATE messages the provider sent.
+func (p *Provider) Updates() int64 { return p.updates.Load() }
+
+// ZoneFor returns the configured zone or finds hostname's zone.
+func (p *Provider) ZoneFor(ctx context.Context, hostname string) (string, error) {
+	if p.Zone != "" {
+		z := strings.ToLower(dns.Fqdn(p.Zone))
+		if !dns.IsSubDomain(z, strings.ToLower(dns.Fqdn(hostname))) {
+			return "", fmt.Errorf("%s is not inside the configured zone %s", hostname, z)
+		}
+		return z, nil
+	}
+	if p.FindZone == nil {
+		return "", errors.New("no zone configured and no way to find it")
+	}
+	return p.FindZone(ctx, hostname)
+}
+
+// toRR converts a libdns record in zone to a miekg/dns RR. A TTL of 0
+// becomes 60 s.
+func toRR(zone string, r libdns.Record) (dns.RR, error) {
+	rr := r.RR()
+	name := dns.Fqdn(libdns.AbsoluteName(rr.Name, dns.Fqdn(zone)))
+	ttl := uint32(rr.TTL / time.Second)
+	if ttl == 0 {
+		ttl = 60
+	}
+	hdr := dns.RR_Header{Name: name, Class: dns.ClassINET, Ttl: ttl}
+	switch rec := r.(type) {
+	case libdns.Address:
+		ip := rec.IP.Unmap()
+		if !ip.IsValid() {
+			return nil, fmt.Errorf("record %q has no address", rr.Name)
+		}
+		if ip.Is4() {
+			hdr.Rrtype = dns.TypeA
+			return &dns.A{Hdr: hdr, A: ip.AsSlice()}, nil
+		}
+		hdr.Rrtype = dns.TypeAAAA
+		return &dns.AAAA{Hdr: hdr, AAAA: ip.AsSlice()}, nil
+	case libdns.TXT:
+		hdr.Rrtype = dns.TypeTXT
+		txt := rec.Text
+		var parts []string
+		for len(txt) > 255 {
+			parts = append(parts, txt[:255])
+			txt = txt[255:]
+		}
+		return &dns.TXT{Hdr: hdr, Txt: append(parts, txt)}, nil
+	}
+	out, err := dns.NewRR(fmt.Sprintf("%s %d IN %s %s", name, ttl, rr.Type, rr.Data))
+	if err != nil {
+		return nil, fmt.Errorf("record %s %s %q: %w", rr.Name, rr.Type, rr.Data, err)
+	}
+	if out == nil {
+		return nil, fmt.Errorf("record %s %s is empty", rr.Name, rr.Type)
+	}
+	return out, nil
+}
+
+func fromRR(zone string, rr dns.RR) libdns.Record {
+	h := rr.Header()
+	rel := libdns.RelativeName(h.Name, zone)
+	ttl := time.Duration(h.Ttl) * time.Second
+	switch rr := rr.(type) {
+	case *dns.TXT:
+		return libdns.TXT{Name: rel, TTL: ttl, Text: strings.Join(rr.Txt, "")}
+	}
+	data := strings.TrimPrefix(rr.String(), h.String())
+	rec, err := libdns.RR{Name: rel, TTL: ttl, Type: dns.TypeToString[h.Rrtype], Data: data}.Parse()
+	if err != nil {
+		return libdns.RR{Name: rel, TTL: ttl, Type: dns.TypeToString[h.Rrtype], Data: data}
+	}
+	return rec
+}
+
+// SetRecords replaces the RRset of every (name, type) in recs with the
+// given records, all in one UPDATE message, which the server applies
+// atomically: there is no moment at which the name has no address.
+func (p *Provider) SetRecords(ctx context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
+	m := p.newUpdate(zone)
+	type key struct {
+		name string
+		typ  uint16
+	}
+	seen := map[key]bool{}
+	var rrs []dns.RR
+	for _, r := range recs {
+		rr, err := toRR(zone, r)
+		if err != nil {
+			return nil, err
+		}
+		k := key{strings.ToLower(rr.Header().Name), rr.Header().Rrtype}
+		if !seen[k] {
+			seen[k] = true
+			m.RemoveRRset([]dns.RR{&dns.ANY{Hdr: dns.RR_Header{Name: rr.Header().Name, Rrtype: rr.Header().Rrtype, Class: dns.ClassINET}}})
+		}
+		rrs = append(rrs, rr)
+	}
+	m.Insert(rrs)
+	if err := p.send(ctx, m); err != nil {
+		return nil, err
+	}
+	return resultOf(zone, rrs), nil
+}
+
+// AppendRecords adds records without touching existing ones.
+func (p *Provider) AppendRecords(ctx context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
+	m := p.newUpdate(zone)
+	var rrs []dns.RR
+	for _, r := range recs {
+		rr, err := toRR(zone, r)
+		if err != nil {
+			return nil, err
+		}
+		rrs = append(rrs, rr)
+	}
+	m.Insert(rrs)
+	if err := p.send(ctx, m); err != nil {
+		return nil, err
+	}
+	return resultOf(zone, rrs), nil
+}
+
+// DeleteRecords removes TXT records that match exactly (ACME challenge
+// clean-up). Other types and TXT records without a value are refused:
+// homederp never deletes address records.
+func (p *Provider) DeleteRecords(ctx context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
+	m := p.newUpdate(zone)
+	var rrs []dns.RR
+	for _, r := range recs {
+		rr := r.RR()
+		if rr.Type != "TXT" || rr.Data == "" {
+			return nil, fmt.Errorf("refusing to delete %s record %q: homederp deletes only the TXT records it created", rr.Type, rr.Name)
+		}
+		d, err := toRR(zone, r)
+		if err != nil {
+			return nil, err
+		}
+		rrs = append(rrs, d)
+	}
+	m.Remove(rrs)
+	if err := p.send(ctx, m); err != nil {
+		return nil, err
+	}
+	return resultOf(zone, rrs), nil
+}
+
+func resultOf(zone string, rrs []dns.RR) []libdns.Record {
+	out := make([]libdns.Record, 0, len(rrs))
+	for _, rr := range rrs {
+		out = append(out, fromRR(zone, rr))
+	}
+	return out
+}
+
+func (p *Provider) newUpdate(zone string) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetUpdate(dns.Fqdn(zone))
+	return m
+}
+
+// CheckKey proves the TSIG key without changing the zone: it sends a
+// signed SOA query for hostname's zone, which the server answers with a
+// signed response only if it knows the key and the secret matches. It does
+// not prove that the key may update the zone (only an update can). The web
+// UI calls it when the user saves the key.
+func (p *Provider) CheckKey(ctx context.Context, hostname string) error {
+	zone, err := p.ZoneFor(ctx, hostname)
+	if err != nil {
+		return err
+	}
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(zone), dns.TypeSOA)
+	return p.send(ctx, m)
+}
+
+// send signs m, sends it over TCP and checks the answer, whose TSIG
+// signature miekg/dns verifies.
+func (p *Provider) send(ctx context.Context, m *dns.Msg) error {
+	timeout := p.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	keyName := strings.ToLower(dns.Fqdn(p.KeyName))
+	algo := strings.ToLower(dns.Fqdn(p.KeyAlgorithm))
+	if algo == "." {
+		algo = dns.HmacSHA256
+	}
+	m.SetTsig(keyName, algo, 300, time.Now().Unix())
+
+	var d Dialer = p.Net
+	if d == nil {
+		d = &net.Dialer{}
+	}
+	conn, err := d.DialContext(ctx, "tcp", p.Server)
+	if err != nil {
+		return fmt.Errorf("connecting to the DNS server %s: %w", p.Server, err)
+	}
+	defer conn.Close()
+	if m.Opcode == dns.OpcodeUpdate {
+		p.updates.Add(1)
+	}
+	cl := &dns.Client{Net: "tcp", Timeout: timeout, TsigSecret: map[string]string{keyName: p.Secret}}
+	r, _, err := cl.ExchangeWithConnContext(ctx, m, &dns.Conn{Conn: conn})
+	if err != nil {
+		if errors.Is(err, dns.ErrAuth) || errors.Is(err, dns.ErrTime) {
+			return fmt.Errorf("%s does not accept the TSIG key %s: the key name, algorithm or secret is wrong, or this box's clock is off (%w)", p.Server, keyName, err)
+		}
+		if errors.Is(err, dns.ErrSig) || errors.Is(err, dns.ErrSecret) || errors.Is(err, dns.ErrKeyAlg) {
+			return fmt.Errorf("the answer from %s is not signed with the TSIG key %s: check the key name, algorithm and secret (%w)", p.Server, keyName, err)
+		}
+		return fmt.Errorf("sending the update to %s: %w", p.Server, err)
+	}
+	switch r.Rcode {
+	case dns.RcodeSuccess:
+		return nil
+	case dns.RcodeNotAuth:
+		return fmt.Errorf("%s does not accept the TSIG key %s: the key name, algorithm or secret is wrong, or this box's clock is off (DNS answer NOTAUTH)", p.Server, keyName)
+	case dns.RcodeRefused:
+		return fmt.Errorf("%s refused the update: allow the key %s to update the zone %s (BIND: update-policy or allow-update) (DNS answer REFUSED)", p.Server, keyName, m.Question[0].Name)
+	case dns.RcodeNotZone:
+		return fmt.Errorf("%s says the record is outside the zone %s (DNS answer NOTZONE)", p.Server, m.Question[0].Name)
+	}
+	return fmt.Errorf("%s rejected the update: DNS answer %s", p.Server, dns.RcodeToString[r.Rcode])
+}
+
+// Interface guards.
+var (
+	_ libdns.RecordAppender = (*Provider)(nil)
+	_ libdns.RecordSetter   = (*Provider)(nil)
+	_ libdns.RecordDeleter  = (*Provider)(nil)
+)
