@@ -1,0 +1,150 @@
+package webui
+
+import (
+	"net/http"
+	"path"
+
+	"github.com/homederp/homederp/appliance/config"
+	"github.com/homederp/homederp/appliance/derpmap"
+	"tailscale.com/tailcfg"
+)
+
+// The DERP map page shows the box's map, always rendered from the
+// running configuration and the certificate being served, in the forms
+// people paste: a Tailscale policy file's "derpMap" block, headscale's
+// derp.urls (the relay's public /derpmap.json) and headscale's derp.paths
+// (lowercase YAML). Each has a copy button and a download link. Below,
+// a checker reads a map the user pastes and says what is wrong with it.
+
+// mapView is the DERP map page.
+type mapView struct {
+	Configured bool   `json:"configured"`
+	Hostname   string `json:"hostname"`
+	Omit       bool   `json:"omit_default_regions"`
+	Policy     string `json:"policy_block"`    // Tailscale policy file
+	JSON       string `json:"json"`            // the map as /derpmap.json serves it
+	YAML       string `json:"yaml"`            // headscale derp.paths
+	URL        string `json:"url"`             // for headscale derp.urls
+	URLTrusted bool   `json:"url_trusted"`     // headscale can fetch URL (trusted certificate)
+	Pinned     bool   `json:"pinned"`          // the map pins a self-signed certificate
+	Insecure   bool   `json:"insecure"`        // the map says InsecureForTests
+	HSURLs     string `json:"headscale_urls"`  // config.yaml snippet for derp.urls
+	HSPaths    string `json:"headscale_paths"` // config.yaml snippet for derp.paths
+	OmitQuery  string `json:"-"`               // "?omit=1" or ""
+
+	Check      *derpmap.Report `json:"check,omitempty"`
+	CheckInput string          `json:"-"`
+}
+
+// headscalePath is where the derp.paths snippet says to put the file.
+const headscalePath = "/etc/headscale/derp-homederp.yaml"
+
+// homeMap renders the running map; omit sets OmitDefaultRegions.
+func (s *Server) homeMap(c config.Config, omit bool) *tailcfg.DERPMap {
+	var o derpmap.Options
+	if s.o.MapOptions != nil {
+		o = s.o.MapOptions()
+	}
+	o.OmitDefaultRegions = omit
+	return derpmap.Map(c, o)
+}
+
+func (s *Server) mapView(r *http.Request) (mapView, error) {
+	c := s.o.Store.Config()
+	omit := r.FormValue("omit") == "1"
+	v := mapView{Configured: c.Hostname != "", Hostname: c.Hostname, Omit: omit}
+	if omit {
+		v.OmitQuery = "?omit=1"
+	}
+	if !v.Configured {
+		return v, nil
+	}
+	m := s.homeMap(c, omit)
+	pol, err := derpmap.PolicyBlock(m)
+	if err != nil {
+		return v, err
+	}
+	j, err := derpmap.JSON(m)
+	if err != nil {
+		return v, err
+	}
+	y, err := derpmap.YAML(m)
+	if err != nil {
+		return v, err
+	}
+	v.Policy, v.JSON, v.YAML = string(pol), string(j), string(y)
+	v.URL = derpmap.PublicURL(c)
+	n := m.Regions[c.Region.ID].Nodes[0]
+	v.Pinned, v.Insecure = n.CertName != "", n.InsecureForTests
+	v.URLTrusted = !v.Pinned && !v.Insecure
+	v.HSURLs = derpmap.HeadscaleURLs(v.URL, !omit)
+	v.HSPaths = derpmap.HeadscalePaths(headscalePath, !omit)
+	return v, nil
+}
+
+func (s *Server) mapPage(w http.ResponseWriter, r *http.Request, u *user) {
+	v, err := s.mapView(r)
+	if err != nil {
+		s.o.Logf("webui: rendering the DERP map: %v", err)
+		http.Error(w, "500 internal error: the DERP map could not be rendered; the log has details", http.StatusInternalServerError)
+		return
+	}
+	s.render(w, r, http.StatusOK, "derpmap", s.newPage(u, "DERP map", "derpmap", v))
+}
+
+// mapDownload serves one form of the map as a file.
+func (s *Server) mapDownload(w http.ResponseWriter, r *http.Request, u *user) {
+	c := s.o.Store.Config()
+	if c.Hostname == "" {
+		http.Error(w, "409 Conflict: the box has no hostname yet, so there is no map; finish Setup step 1", http.StatusConflict)
+		return
+	}
+	m := s.homeMap(c, r.FormValue("omit") == "1")
+	var (
+		b     []byte
+		err   error
+		ctype string
+	)
+	name := path.Base(r.URL.Path)
+	switch name {
+	case "derpmap.json":
+		b, err = derpmap.JSON(m)
+		ctype = "application/json"
+	case "derpmap.yaml":
+		b, err = derpmap.YAML(m)
+		ctype = "application/yaml"
+	case "policy.hujson":
+		b, err = derpmap.PolicyBlock(m)
+		ctype = "text/plain; charset=utf-8"
+	}
+	if err != nil || b == nil {
+		s.o.Logf("webui: rendering %s: %v", name, err)
+		http.Error(w, "500 internal error: the DERP map could not be rendered", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Content-Disposition", `attachment; filename="homederp-`+name+`"`)
+	w.Write(b)
+}
+
+// mapCheck checks a pasted map. It changes nothing, so it answers the
+// POST with the result directly instead of redirecting.
+func (s *Server) mapCheck(w http.ResponseWriter, r *http.Request, u *user) {
+	v, err := s.mapView(r)
+	if err != nil {
+		s.o.Logf("webui: rendering the DERP map: %v", err)
+	}
+	in := r.PostForm.Get("map")
+	c := s.o.Store.Config()
+	var home *tailcfg.DERPRegion
+	if c.Hostname != "" {
+		home = s.homeMap(c, false).Regions[c.Region.ID]
+	}
+	rep := derpmap.Check([]byte(in), home)
+	v.Check, v.CheckInput = &rep, in
+	if wantsJSON(r) {
+		writeJSON(w, http.StatusOK, rep)
+		return
+	}
+	s.render(w, r, http.StatusOK, "derpmap", s.newPage(u, "DERP map", "derpmap", v))
+}

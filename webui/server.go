@@ -1,0 +1,322 @@
+// Package webui is homederp's LAN web interface: setup in the order a
+// person thinks (name and DNS, router, region, certificate, tailnet), the
+// DERP map in every form Tailscale and headscale take, a checker for maps
+// people paste, and a status page. Every page also answers JSON when asked
+// with "Accept: application/json".
+//
+// It is small on purpose: html/template, embedded assets, one CSS file
+// and a few lines of vanilla JavaScript for copy buttons. The server takes
+// everything it shows through Options (status functions, the config
+// store, the box's tailscaled), so it runs in tests on loopback with
+// synthetic values, and in the appliance with the real services.
+package webui
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/homederp/homederp/appliance/config"
+	"github.com/homederp/homederp/appliance/derpmap"
+	"github.com/homederp/homederp/ddns"
+	"github.com/homederp/homederp/relay"
+	"golang.org/x/net/xsrftoken"
+	"tailscale.com/client/local"
+	"tailscale.com/types/logger"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Options is what the web UI needs from the appliance. Only Store and
+// Password are required; a missing status function shows "not available".
+type Options struct {
+	// Store is the configuration the setup pages edit and every page
+	// renders from, e.g. config.Open("/perm/homederp").
+	Store *config.Store
+	// Password is the gokrazy password (/perm/gokr-pw.txt). Empty locks
+	// everyone out; it never means "no password".
+	Password string
+	Logf     logger.Logf      // e.g. log.Printf
+	Now      func() time.Time // nil means time.Now
+
+	// RelayStatus and DDNSStatus return snapshots of those services.
+	RelayStatus func() relay.Status
+	DDNSStatus  func() ddns.Status
+	// Metrics serves Prometheus text at /metrics, e.g. the relay's
+	// metrics handler. nil answers 404.
+	Metrics http.Handler
+	// MapOptions returns the map settings that do not live in the
+	// config: the pin of the certificate being served, NoIPv4.
+	MapOptions func() derpmap.Options
+	// CheckDNSCredential verifies a DNS provider credential (the
+	// Cloudflare token, or the TSIG secret) against the settings about
+	// to be saved, before anything is stored; e.g. a wrapper around
+	// ddns.CheckCloudflareToken. nil saves unchecked, and says so.
+	CheckDNSCredential func(ctx context.Context, c config.Config, secret string) error
+	// Tailscaled returns a LocalAPI client for the box's tailscaled for
+	// the given config (its relay.tailscaled_socket), or nil if the box
+	// has none.
+	Tailscaled func(config.Config) *local.Client
+	// LANAddrs returns the box's LAN addresses, the target of the
+	// router's port-forward, e.g. [192.168.1.23].
+	LANAddrs func() []netip.Addr
+	// Logs is the appliance's recent log, shown on the status page.
+	Logs *LogRing
+	// CertDir is where manual certificates go, e.g. "/perm/homederp/certs".
+	CertDir string
+}
+
+// Server is the web UI's http.Handler.
+type Server struct {
+	o        Options
+	tmpl     map[string]*template.Template
+	static   http.Handler
+	mux      *http.ServeMux
+	xsrfKey  string
+	sessions sessions
+	limiter  loginLimiter
+}
+
+// New parses the templates and returns the web UI.
+func New(o Options) (*Server, error) {
+	if o.Store == nil {
+		return nil, fmt.Errorf("webui: no config store")
+	}
+	if o.Logf == nil {
+		o.Logf = logger.Discard
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	var key [32]byte
+	rand.Read(key[:])
+	s := &Server{
+		o:        o,
+		xsrfKey:  hex.EncodeToString(key[:]),
+		sessions: sessions{now: o.Now},
+		limiter:  loginLimiter{now: o.Now},
+	}
+	if err := s.parseTemplates(); err != nil {
+		return nil, err
+	}
+	sub, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		return nil, err
+	}
+	s.static = http.StripPrefix("/static/", http.FileServerFS(sub))
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /static/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		s.static.ServeHTTP(w, r)
+	})
+	m.HandleFunc("GET /login", s.loginPage)
+	m.HandleFunc("POST /login", s.loginPost)
+	m.Handle("POST /logout", s.post(s.logoutPost))
+
+	m.Handle("GET /{$}", s.get(s.statusPage))
+	m.Handle("GET /setup", s.get(s.setupPage))
+	m.Handle("POST /setup/name", s.post(s.saveName))
+	m.Handle("POST /setup/ports", s.post(s.savePorts))
+	m.Handle("POST /setup/region", s.post(s.saveRegion))
+	m.Handle("POST /setup/cert", s.post(s.saveCert))
+	m.Handle("POST /setup/tailnet", s.post(s.tailnetLogin))
+	m.Handle("POST /setup/tailnet/logout", s.post(s.tailnetLogout))
+	m.Handle("POST /setup/verify", s.post(s.saveVerify))
+
+	m.Handle("GET /derpmap", s.get(s.mapPage))
+	m.Handle("GET /derpmap/derpmap.json", s.get(s.mapDownload))
+	m.Handle("GET /derpmap/derpmap.yaml", s.get(s.mapDownload))
+	m.Handle("GET /derpmap/policy.hujson", s.get(s.mapDownload))
+	m.Handle("POST /derpmap/check", s.post(s.mapCheck))
+
+	m.Handle("GET /metrics", s.get(func(w http.ResponseWriter, r *http.Request, _ *user) {
+		if s.o.Metrics == nil {
+			http.Error(w, "404 metrics are not available in this build", http.StatusNotFound)
+			return
+		}
+		s.o.Metrics.ServeHTTP(w, r)
+	}))
+	s.mux = m
+}
+
+// ServeHTTP applies what every response gets (security headers, the
+// private-source check) and routes the request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	// No inline script or style anywhere, so the policy can be strict.
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "+
+		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	if !strings.HasPrefix(r.URL.Path, "/static/") {
+		h.Set("Cache-Control", "no-store")
+	}
+	if src := remoteAddr(r); !isPrivateSource(src) {
+		s.o.Logf("webui: refused a request from non-private address %v", src)
+		http.Error(w, "403 Forbidden: the web UI answers only on the local network", http.StatusForbidden)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+type userHandler func(http.ResponseWriter, *http.Request, *user)
+
+// get wraps a handler that needs a logged-in user.
+func (s *Server) get(h userHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u := s.authenticate(w, r); u != nil {
+			h(w, r, u)
+		}
+	})
+}
+
+// maxForm bounds a POST body; the biggest form is a pasted DERP map.
+const maxForm = 256 << 10
+
+// post wraps a form handler: a logged-in user, a same-origin request, a
+// bounded and parseable body, and a valid CSRF token for this action.
+func (s *Server) post(h userHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u := s.authenticate(w, r)
+		if u == nil {
+			return
+		}
+		if o := r.Header.Get("Origin"); o != "" && o != "null" {
+			if ou, err := url.Parse(o); err != nil || ou.Host != r.Host {
+				s.forbidden(w, r, "This form was sent from another site ("+o+"), so it was refused.")
+				return
+			}
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+		if err := r.ParseForm(); err != nil {
+			s.badRequest(w, r, "The form could not be read ("+err.Error()+"). Nothing was changed.")
+			return
+		}
+		if !s.csrfValid(r.PostForm.Get("csrf"), u.csrfID(), r.URL.Path) {
+			s.forbidden(w, r, "The form expired or did not come from this page (its security token is missing or wrong). Nothing was changed; reload the page and try again.")
+			return
+		}
+		h(w, r, u)
+	})
+}
+
+func (s *Server) csrfToken(userID, action string) string {
+	return xsrftoken.Generate(s.xsrfKey, userID, action)
+}
+
+func (s *Server) csrfValid(tok, userID, action string) bool {
+	return tok != "" && xsrftoken.Valid(tok, s.xsrfKey, userID, action)
+}
+
+// page is what the layout template renders. Body is the page's own view;
+// it alone is the JSON answer.
+type page struct {
+	Title  string
+	Nav    string // "status", "setup" or "derpmap"; "" hides the nav
+	Flash  []flashMsg
+	CSRF   func(action string) string // token for a form posting to action
+	Body   any
+	Status int
+
+	session *session // whose flash messages the page shows
+}
+
+func (s *Server) newPage(u *user, title, nav string, body any) *page {
+	return &page{
+		Title:   title,
+		Nav:     nav,
+		session: u.session,
+		CSRF:    func(action string) string { return s.csrfToken(u.csrfID(), action) },
+		Body:    body,
+	}
+}
+
+// render writes p as HTML (into a buffer first, so a template error is a
+// clean 500 rather than half a page) or, when asked, its Body as JSON.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p *page) {
+	if wantsJSON(r) {
+		writeJSON(w, status, p.Body)
+		return
+	}
+	t := s.tmpl[name]
+	var buf bytes.Buffer
+	if t == nil {
+		s.o.Logf("webui: no template %q", name)
+		http.Error(w, "500 internal error: missing page template", http.StatusInternalServerError)
+		return
+	}
+	p.Status = status
+	// Flash messages are for people: a JSON poll must not eat them.
+	p.Flash = append(p.Flash, s.sessions.takeFlash(p.session)...)
+	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
+		s.o.Logf("webui: rendering %s: %v", name, err)
+		http.Error(w, "500 internal error while rendering the page; the log has details", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	buf.WriteTo(w)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		http.Error(w, "500 internal error: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// wantsJSON: the same URL answers JSON when the client asks for it.
+func wantsJSON(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "application/json")
+}
+
+// messageView is the body of an error page.
+type messageView struct {
+	Error string `json:"error"`
+}
+
+func (s *Server) badRequest(w http.ResponseWriter, r *http.Request, msg string) {
+	s.render(w, r, http.StatusBadRequest, "message", &page{Title: "Bad request", Body: messageView{msg}})
+}
+
+func (s *Server) forbidden(w http.ResponseWriter, r *http.Request, msg string) {
+	s.render(w, r, http.StatusForbidden, "message", &page{Title: "Refused", Body: messageView{msg}})
+}
+
+// flash queues a message for the user's next page (the target of a
+// redirect), shown in the section anchor ("" for the top).
+func (s *Server) flash(u *user, anchor, format string, args ...any) {
+	s.sessions.addFlash(u.session, flashMsg{anchor, fmt.Sprintf(format, args...)})
+}
+
+// reqCtx bounds the work one request does on behalf of the page.
+func reqCtx(r *http.Request, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), d)
+}

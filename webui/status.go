@@ -1,0 +1,219 @@
+package webui
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/homederp/homederp/appliance/config"
+	"github.com/homederp/homederp/ddns"
+	"github.com/homederp/homederp/relay"
+)
+
+// statusView is the status page: everything at a glance, worst first.
+type statusView struct {
+	Configured bool          `json:"configured"` // a hostname is set
+	Hostname   string        `json:"hostname"`
+	DERPPort   int           `json:"derp_port"`
+	STUNPort   int           `json:"stun_port"`
+	Warnings   []string      `json:"warnings"`
+	Relay      *relay.Status `json:"relay,omitempty"` // nil: not available
+	DDNS       *ddns.Status  `json:"ddns,omitempty"`
+	DNS        dnsView       `json:"dns"`
+	Tailnet    tailnetView   `json:"tailnet"`
+	Verify     string        `json:"verify"` // "off", "tailscaled" or "url"
+	Logs       []LogLine     `json:"logs"`
+	Now        time.Time     `json:"now"`
+}
+
+// dnsView compares the line's public addresses with what DNS serves.
+type dnsView struct {
+	Provider   string   `json:"provider"` // "" when the name is managed elsewhere
+	PublicV4   string   `json:"public_ipv4,omitempty"`
+	PublicV6   string   `json:"public_ipv6,omitempty"`
+	ServedA    []string `json:"served_a,omitempty"`
+	ServedAAAA []string `json:"served_aaaa,omitempty"`
+	Match      string   `json:"match"` // "yes", "no" or "unknown"
+}
+
+// statusLogLines is how much of the log the page shows.
+const statusLogLines = 40
+
+func (s *Server) statusPage(w http.ResponseWriter, r *http.Request, u *user) {
+	c := s.o.Store.Config()
+	v := statusView{
+		Configured: c.Hostname != "",
+		Hostname:   c.Hostname,
+		DERPPort:   c.Relay.DERPPort,
+		STUNPort:   c.Relay.STUNPort,
+		Verify:     verifyMode(c),
+		Now:        s.o.Now(),
+		Warnings:   []string{},
+		Logs:       []LogLine{},
+	}
+	if err := s.o.Store.LoadError(); err != nil {
+		v.Warnings = append(v.Warnings, "The saved configuration could not be used, so the box runs with defaults: "+err.Error())
+	}
+	if !v.Configured {
+		v.Warnings = append(v.Warnings, "The box is not set up yet: open Setup and give it a name.")
+	}
+	if s.o.RelayStatus != nil {
+		rs := s.o.RelayStatus()
+		v.Relay = &rs
+	}
+	if s.o.DDNSStatus != nil {
+		ds := s.o.DDNSStatus()
+		v.DDNS = &ds
+	}
+	ctx, cancel := reqCtx(r, 4*time.Second)
+	defer cancel()
+	v.Tailnet = s.tailnetState(ctx, c)
+	v.DNS = dnsSummary(c, v.DDNS)
+	v.Warnings = append(v.Warnings, warnings(c, v.Relay, v.DDNS, v.Tailnet, v.DNS, v.Now)...)
+	if s.o.Logs != nil {
+		lines := s.o.Logs.Lines()
+		v.Logs = lines[max(0, len(lines)-statusLogLines):]
+	}
+	s.render(w, r, http.StatusOK, "status", s.newPage(u, "Status", "status", v))
+}
+
+func verifyMode(c config.Config) string {
+	switch {
+	case c.Relay.VerifyClients:
+		return "tailscaled"
+	case c.Relay.VerifyClientURL != "":
+		return "url"
+	}
+	return "off"
+}
+
+func dnsSummary(c config.Config, d *ddns.Status) dnsView {
+	v := dnsView{Provider: c.DDNS.Provider, Match: "unknown"}
+	if d == nil {
+		return v
+	}
+	str := func(as []netip.Addr) []string {
+		var ss []string
+		for _, a := range as {
+			ss = append(ss, a.String())
+		}
+		return ss
+	}
+	if d.PublicIPv4.IsValid() {
+		v.PublicV4 = d.PublicIPv4.String()
+	}
+	if d.PublicIPv6.IsValid() {
+		v.PublicV6 = d.PublicIPv6.String()
+	}
+	v.ServedA, v.ServedAAAA = str(d.ServedA), str(d.ServedAAAA)
+	known, ok := false, true
+	if d.PublicIPv4.IsValid() && c.DDNS.IPv4 {
+		known = true
+		ok = ok && slices.Equal(d.ServedA, []netip.Addr{d.PublicIPv4})
+	}
+	if d.PublicIPv6.IsValid() && c.DDNS.IPv6 {
+		known = true
+		ok = ok && slices.Equal(d.ServedAAAA, []netip.Addr{d.PublicIPv6})
+	}
+	switch {
+	case !known:
+	case ok:
+		v.Match = "yes"
+	default:
+		v.Match = "no"
+	}
+	return v
+}
+
+// cgnat is the shared address space carriers use for CGNAT (RFC 6598).
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// warnings lists what needs the user's attention, in plain words. The
+// ddns service's own warnings come first; the ones added here are those
+// only the whole picture shows.
+func warnings(c config.Config, rs *relay.Status, ds *ddns.Status, tn tailnetView, dns dnsView, now time.Time) []string {
+	var ws []string
+	add := func(format string, args ...any) {
+		w := fmt.Sprintf(format, args...)
+		if !slices.Contains(ws, w) {
+			ws = append(ws, w)
+		}
+	}
+	mentions := func(word string) bool {
+		return slices.ContainsFunc(ws, func(w string) bool { return strings.Contains(strings.ToLower(w), word) })
+	}
+	if ds != nil {
+		for _, w := range ds.Warnings {
+			add("%s", w)
+		}
+		if ds.LastError != "" {
+			add("Dynamic DNS: %s", ds.LastError)
+		}
+		if ds.Proxied && !mentions("proxied") {
+			add("DNS answers for %s with Cloudflare proxy addresses (an orange-cloud record). DERP and STUN cannot pass Cloudflare's proxy: set the record to DNS only.", c.Hostname)
+		}
+		if (ds.NoIPv4 || ds.CGNAT || ds.PublicIPv4.IsValid() && cgnat.Contains(ds.PublicIPv4)) && !mentions("cgnat") {
+			add("Your line has no public IPv4 address of its own (CGNAT or DS-Lite): clients from the Internet can reach the relay only over IPv6, and the map says \"IPv4\": \"none\".")
+		}
+		if dns.Match == "no" && !ds.Proxied {
+			add("DNS does not serve this line's address for %s (it serves %s; the line has %s). Clients go to the wrong place until the record is updated.",
+				c.Hostname, orNone(append(dns.ServedA, dns.ServedAAAA...)), orNone(nonEmpty(dns.PublicV4, dns.PublicV6)))
+		}
+	}
+	if rs != nil {
+		if rs.CertError != "" {
+			add("Certificate: %s", rs.CertError)
+		}
+		if rs.VerifyProblem != "" {
+			add("Client verification: %s", rs.VerifyProblem)
+		}
+		if rs.MeshError != "" {
+			add("Mesh: %s", rs.MeshError)
+		}
+		if !rs.CertNotAfter.IsZero() {
+			switch left := rs.CertNotAfter.Sub(now); {
+			case left < 0:
+				add("The relay's certificate expired on %s; clients refuse it.", rs.CertNotAfter.UTC().Format("2006-01-02"))
+			case left < 14*24*time.Hour:
+				add("The relay's certificate expires in %d days (%s).", int(left.Hours()/24), rs.CertNotAfter.UTC().Format("2006-01-02"))
+			}
+		}
+	}
+	relaySaysVerify := rs != nil && rs.VerifyProblem != ""
+	if c.Relay.VerifyClients {
+		switch {
+		case relaySaysVerify && tn.Running() && tn.Peers == 0:
+			add("verify-clients is on but the box's tailscaled sees no other nodes: your ACLs must let it see every client, or they are refused.")
+		case relaySaysVerify:
+		case !tn.Reachable:
+			add("verify-clients is on but the box's tailscaled cannot be reached (%s): the relay refuses every client.", tn.Error)
+		case !tn.Running():
+			add("verify-clients is on but the box's tailscaled is %s (logged out?): the relay refuses every client until it logs in again (Setup, step 5).", tn.State)
+		case tn.Peers == 0:
+			add("verify-clients is on but the box's tailscaled sees no other nodes: your ACLs must let it see every client, or they are refused.")
+		}
+	} else if tn.Reachable && tn.State == "NeedsLogin" {
+		add("The box's tailscaled is logged out, so verify-clients cannot be on: anyone who knows the address can use the relay. Log it in (Setup, step 5).")
+	}
+	return ws
+}
+
+func orNone(ss []string) string {
+	if len(ss) == 0 {
+		return "nothing"
+	}
+	return strings.Join(ss, ", ")
+}
+
+func nonEmpty(ss ...string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

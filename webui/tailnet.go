@@ -1,0 +1,359 @@
+package webui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/homederp/homederp/appliance/config"
+	"tailscale.com/client/local"
+	"tailscale.com/ipn"
+)
+
+// The box's tailscaled is what verify-clients asks about every client, so
+// it must be logged in to the user's tailnet. The web UI does what
+// `tailscale up --login-server=... --authkey=...` does, over the same
+// LocalAPI (tailscale.com/client/local): watch the IPN bus, Start with
+// the auth key and the prefs, start an interactive login when there is no
+// node key yet, and wait for Running (or for a login URL to show). The
+// auth key goes to tailscaled and nowhere else: it is not stored, logged
+// or sent back to the browser.
+
+// tailnetLoginTimeout bounds one login attempt.
+const tailnetLoginTimeout = 45 * time.Second
+
+// tailnetView is the box's tailscaled as the setup and status pages show it.
+type tailnetView struct {
+	Available   bool     `json:"available"`             // the box has a tailscaled
+	Reachable   bool     `json:"reachable"`             // its LocalAPI answered
+	Error       string   `json:"error,omitempty"`       // why it did not
+	State       string   `json:"state,omitempty"`       // e.g. "Running", "NeedsLogin"
+	AuthURL     string   `json:"auth_url,omitempty"`    // where to log in interactively
+	ControlURL  string   `json:"control_url,omitempty"` // the control server it uses
+	Self        string   `json:"self,omitempty"`        // e.g. "homederp.tail1234.ts.net."
+	Tailnet     string   `json:"tailnet,omitempty"`     // e.g. "example.com"
+	IPs         []string `json:"ips,omitempty"`         // e.g. ["100.64.0.7"]
+	Peers       int      `json:"peers"`                 // peers it can see
+	PeersOnline int      `json:"peers_online"`
+	Health      []string `json:"health,omitempty"`
+}
+
+// Running reports whether tailscaled is logged in and up.
+func (t tailnetView) Running() bool { return t.State == ipn.Running.String() }
+
+func (s *Server) tailscaled(c config.Config) *local.Client {
+	if s.o.Tailscaled == nil {
+		return nil
+	}
+	return s.o.Tailscaled(c)
+}
+
+// tailnetState asks the box's tailscaled how it is, briefly.
+func (s *Server) tailnetState(ctx context.Context, c config.Config) tailnetView {
+	lc := s.tailscaled(c)
+	if lc == nil {
+		return tailnetView{Error: "this build runs no tailscaled"}
+	}
+	v := tailnetView{Available: true}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	st, err := lc.Status(ctx)
+	if err != nil {
+		v.Error = "cannot reach the box's tailscaled: " + plainLocalAPIError(err)
+		return v
+	}
+	v.Reachable = true
+	v.State = st.BackendState
+	v.AuthURL = st.AuthURL
+	if st.Self != nil {
+		v.Self = st.Self.DNSName
+	}
+	if st.CurrentTailnet != nil {
+		v.Tailnet = st.CurrentTailnet.Name
+	}
+	for _, ip := range st.TailscaleIPs {
+		v.IPs = append(v.IPs, ip.String())
+	}
+	v.Peers = len(st.Peer)
+	for _, p := range st.Peer {
+		if p.Online {
+			v.PeersOnline++
+		}
+	}
+	v.Health = slices.Clone(st.Health)
+	if p, err := lc.GetPrefs(ctx); err == nil {
+		v.ControlURL = p.ControlURL
+	}
+	return v
+}
+
+// loginResult says how a login attempt ended when it did not fail.
+type loginResult struct {
+	State   string // e.g. "Running"
+	AuthURL string // set when a person must finish the login in a browser
+	Msg     string // for the user, e.g. "The box is logged in to example.com."
+}
+
+// loginTailscaled logs the box's tailscaled in to controlURL ("" means
+// Tailscale's) with authKey ("" means interactively, through a URL).
+func loginTailscaled(ctx context.Context, lc *local.Client, controlURL, authKey string, logf func(string, ...any)) (loginResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, tailnetLoginTimeout)
+	defer cancel()
+	want := controlURL
+	if want == "" {
+		want = ipn.DefaultControlURL
+	}
+	st, err := lc.StatusWithoutPeers(ctx)
+	if err != nil {
+		return loginResult{}, fmt.Errorf("cannot reach the box's tailscaled: %s", plainLocalAPIError(err))
+	}
+	prefs, err := lc.GetPrefs(ctx)
+	if err != nil {
+		return loginResult{}, fmt.Errorf("reading tailscaled's settings: %s", plainLocalAPIError(err))
+	}
+	cur := prefs.ControlURL
+	if cur == "" {
+		cur = ipn.DefaultControlURL
+	}
+	running := st.BackendState == ipn.Running.String()
+	if running && cur == want && authKey == "" {
+		return loginResult{State: st.BackendState, Msg: "The box's tailscaled is already logged in to " + want + "."}, nil
+	}
+	if running && cur != want {
+		// tailscale up refuses to switch control servers without
+		// --force-reauth; switching is what the user asked for here.
+		logf("webui: tailscaled switches control server from %s to %s", cur, want)
+		if err := lc.Logout(ctx); err != nil {
+			return loginResult{}, fmt.Errorf("logging out of %s first: %s", cur, plainLocalAPIError(err))
+		}
+	}
+
+	// Watch before Start, or the notification we wait for may pass.
+	watcher, err := lc.WatchIPNBus(ctx, ipn.NotifyInitialState)
+	if err != nil {
+		return loginResult{}, fmt.Errorf("watching tailscaled: %s", plainLocalAPIError(err))
+	}
+	defer watcher.Close()
+
+	p := prefs.Clone()
+	p.ControlURL = want
+	p.WantRunning = true
+	// The box resolves public names for ddns and ACME; MagicDNS must not
+	// take its resolver over.
+	p.CorpDNS = false
+	if err := lc.Start(ctx, ipn.Options{AuthKey: authKey, UpdatePrefs: p}); err != nil {
+		return loginResult{}, fmt.Errorf("starting the login: %s", scrub(plainLocalAPIError(err), authKey))
+	}
+	if authKey == "" || !st.HaveNodeKey {
+		if err := lc.StartLoginInteractive(ctx); err != nil {
+			return loginResult{}, fmt.Errorf("starting the login: %s", scrub(plainLocalAPIError(err), authKey))
+		}
+	}
+	// Notifications arrive on a goroutine so that an error can be given
+	// a grace period: a register request of an earlier attempt (say,
+	// with a mistyped key) may still fail after this attempt started.
+	type note struct {
+		n   ipn.Notify
+		err error
+	}
+	notes := make(chan note, 1)
+	go func() {
+		for {
+			n, err := watcher.Next()
+			select {
+			case notes <- note{n, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	state := st.BackendState
+	var errMsg string
+	var grace <-chan time.Time
+	fail := func(err error) (loginResult, error) {
+		if authKey != "" {
+			stopRetrying(ctx, lc)
+		}
+		return loginResult{}, err
+	}
+	for {
+		var nt note
+		select {
+		case <-grace:
+			return fail(fmt.Errorf("tailscaled: %s", errMsg))
+		case nt = <-notes:
+		}
+		if nt.err != nil {
+			switch {
+			case errMsg != "":
+				return fail(fmt.Errorf("tailscaled: %s", errMsg))
+			case ctx.Err() != nil && authKey != "" && state == ipn.NeedsLogin.String():
+				return fail(fmt.Errorf("the control server did not accept the auth key within %v (tailscaled still needs a login); check that the key is valid, unused (or reusable) and not expired", tailnetLoginTimeout))
+			case ctx.Err() != nil:
+				return fail(fmt.Errorf("tailscaled did not finish logging in within %v; its state is %s", tailnetLoginTimeout, state))
+			}
+			return fail(fmt.Errorf("watching tailscaled: %s", plainLocalAPIError(nt.err)))
+		}
+		n := nt.n
+		if n.ErrMessage != nil && errMsg == "" {
+			errMsg = scrub(*n.ErrMessage, authKey)
+			grace = time.After(loginErrorGrace)
+		}
+		if n.State != nil {
+			state = n.State.String()
+			switch *n.State {
+			case ipn.Running:
+				return loginResult{State: state, Msg: "The box's tailscaled is logged in and running."}, nil
+			case ipn.NeedsMachineAuth:
+				return loginResult{State: state, Msg: "The box is logged in but waits for approval: approve the machine in your control server's admin console."}, nil
+			}
+		}
+		if n.BrowseToURL != nil && *n.BrowseToURL != "" {
+			if authKey != "" {
+				return fail(errors.New("the control server did not accept the auth key and asks for an interactive login instead; check the key, or leave the field empty to log in through a link"))
+			}
+			return loginResult{State: state, AuthURL: *n.BrowseToURL, Msg: "Open the login link to finish logging the box in."}, nil
+		}
+	}
+}
+
+// loginErrorGrace is how long an error from tailscaled may still be
+// followed by success before the login counts as failed.
+const loginErrorGrace = 3 * time.Second
+
+// stopRetrying keeps tailscaled from retrying a refused auth key in the
+// background (and from reporting that failure into the next attempt).
+func stopRetrying(ctx context.Context, lc *local.Client) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	lc.EditPrefs(ctx, &ipn.MaskedPrefs{Prefs: ipn.Prefs{WantRunning: false}, WantRunningSet: true})
+}
+
+var dialUnixRx = regexp.MustCompile(`dial unix (\S+): connect: (no such file or directory|connection refused)`)
+
+// plainLocalAPIError turns the common LocalAPI failures into words.
+func plainLocalAPIError(err error) string {
+	msg := err.Error()
+	if m := dialUnixRx.FindStringSubmatch(msg); m != nil {
+		return "tailscaled is not running (nothing answers on " + m[1] + ")"
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "tailscaled did not answer in time"
+	}
+	return msg
+}
+
+// scrub removes secret from a message, in case a server echoes it.
+func scrub(msg, secret string) string {
+	if secret == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, secret, "[the auth key]")
+}
+
+// saveVerify turns client verification on or off. The box's tailscaled
+// must be running before verify-clients goes on, or the relay would
+// refuse every client.
+func (s *Server) saveVerify(w http.ResponseWriter, r *http.Request, u *user) {
+	c := s.o.Store.Config()
+	f := r.PostForm
+	errs := fieldErrs{}
+	c.Relay.VerifyClients, c.Relay.VerifyClientURL, c.Relay.VerifyClientURLFailOpen = false, "", false
+	switch f.Get("relay.verify") {
+	case "off":
+	case "tailscaled":
+		c.Relay.VerifyClients = true
+		ctx, cancel := reqCtx(r, 4*time.Second)
+		tv := s.tailnetState(ctx, c)
+		cancel()
+		if !tv.Running() {
+			state := tv.State
+			if state == "" {
+				state = tv.Error
+			}
+			errs.add("relay.verify_clients", "The box's tailscaled is not running ("+state+"). Log it in to your tailnet first (above); until then the relay would refuse every client.")
+		}
+	case "url":
+		c.Relay.VerifyClientURL = strings.TrimSpace(f.Get("relay.verify_client_url"))
+		c.Relay.VerifyClientURLFailOpen = checked(f, "relay.verify_client_url_fail_open")
+		if c.Relay.VerifyClientURL == "" {
+			errs.add("relay.verify_client_url", "Enter the admission URL, e.g. https://headscale.example.com/verify.")
+		}
+	default:
+		errs.add("relay.verify_clients", fmt.Sprintf("%q is not a choice here", f.Get("relay.verify")))
+	}
+	if !s.save(w, r, u, "verify", c, errs) {
+		return
+	}
+	switch {
+	case c.Relay.VerifyClients:
+		s.done(w, r, u, "verify", "verify-clients is on: the relay admits only nodes the box's tailscaled can see.")
+	case c.Relay.VerifyClientURL != "":
+		s.done(w, r, u, "verify", "The relay now asks %s about every client.", c.Relay.VerifyClientURL)
+	default:
+		s.done(w, r, u, "verify", "Client verification is off: anyone who knows the address can use the relay.")
+	}
+}
+
+// tailnetLogin is step 5: save the control URL, then hand the auth key
+// to the box's tailscaled.
+func (s *Server) tailnetLogin(w http.ResponseWriter, r *http.Request, u *user) {
+	f := r.PostForm
+	c := s.o.Store.Config()
+	c.Tailnet.ControlURL = strings.TrimSpace(f.Get("tailnet.control_url"))
+	key := strings.TrimSpace(f.Get("auth_key"))
+	errs := fieldErrs{}
+	if key != "" && strings.ContainsAny(key, " \t\r\n") {
+		errs.add("auth_key", "An auth key has no spaces in it; paste it again.")
+	}
+	if !s.save(w, r, u, "tailnet", c, errs) {
+		return
+	}
+	lc := s.tailscaled(c)
+	if lc == nil {
+		errs.add("auth_key", "This build runs no tailscaled to log in.")
+		s.failSetup(w, r, u, "tailnet", c, errs)
+		return
+	}
+	res, err := loginTailscaled(r.Context(), lc, c.Tailnet.ControlURL, key, s.o.Logf)
+	if err != nil {
+		s.o.Logf("webui: tailnet login failed: %s", scrub(err.Error(), key))
+		errs.add("auth_key", scrub(err.Error(), key)+". The control server URL was saved; the auth key was not kept.")
+		s.failSetup(w, r, u, "tailnet", c, errs)
+		return
+	}
+	s.o.Logf("webui: tailnet login: %s", res.State)
+	s.done(w, r, u, "tailnet", "%s", res.Msg)
+}
+
+func (s *Server) tailnetLogout(w http.ResponseWriter, r *http.Request, u *user) {
+	c := s.o.Store.Config()
+	lc := s.tailscaled(c)
+	errs := fieldErrs{}
+	if lc == nil {
+		errs.add("auth_key", "This build runs no tailscaled.")
+		s.failSetup(w, r, u, "tailnet", c, errs)
+		return
+	}
+	ctx, cancel := reqCtx(r, 15*time.Second)
+	defer cancel()
+	if err := lc.Logout(ctx); err != nil {
+		errs.add("auth_key", "Logging out failed: "+plainLocalAPIError(err))
+		s.failSetup(w, r, u, "tailnet", c, errs)
+		return
+	}
+	msg := "The box's tailscaled logged out."
+	if c.Relay.VerifyClients {
+		msg += " verify-clients is still on, so the relay refuses every client until the box logs in again."
+	}
+	s.done(w, r, u, "tailnet", "%s", msg)
+}
