@@ -12,13 +12,16 @@ import (
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/appliance/derpmap"
 	"github.com/homederp/homederp/internal/statefile"
+	"github.com/homederp/homederp/webui"
 	"tailscale.com/types/logger"
 )
 
 type options struct {
 	dev                bool
 	stateDir           string
-	derpPort, stunPort int // -dev defaults for a new configuration
+	derpPort, stunPort int            // -dev defaults for a new configuration
+	webuiAddr          string         // -dev: the web UI's loopback address, e.g. "127.0.0.1:8080"
+	logs               *webui.LogRing // the recent log lines the web UI shows; nil for none
 }
 
 // app wires the services to the config store.
@@ -27,6 +30,8 @@ type app struct {
 	logf  logger.Logf
 	store *config.Store
 	relay *relayService
+	ddns  *ddnsService
+	webui *webuiService
 	errc  chan error // a service that stopped on its own
 
 	mu sync.Mutex
@@ -59,6 +64,8 @@ func start(opts options, logf logger.Logf) (*app, error) {
 	if err := a.relay.apply(store.Config()); err != nil {
 		return nil, err
 	}
+	a.ddns = newDDNSService(a)
+	a.ddns.apply(store.Config())
 	if err := a.writeDERPMap(); err != nil {
 		return nil, err
 	}
@@ -66,14 +73,22 @@ func start(opts options, logf logger.Logf) (*app, error) {
 		if err := a.relay.apply(c); err != nil {
 			logf("applying the new configuration to the relay: %v", err)
 		}
+		a.ddns.apply(c)
 		if err := a.writeDERPMap(); err != nil {
 			logf("%v", err)
 		}
 	})
+	if err := a.startWebUI(); err != nil {
+		a.ddns.close()
+		a.relay.close()
+		return nil, fmt.Errorf("starting the web UI: %w", err)
+	}
 	return a, nil
 }
 
 func (a *app) close() {
+	a.webui.close()
+	a.ddns.close()
 	a.relay.close()
 }
 
@@ -91,7 +106,7 @@ func hostname(c config.Config) string {
 func (a *app) derpMapJSON() ([]byte, error) {
 	c := a.store.Config()
 	c.Hostname = hostname(c)
-	return derpmap.JSON(derpmap.Map(c, a.relay.mapOptions()))
+	return derpmap.JSON(derpmap.Map(c, a.mapOptions()))
 }
 
 func (a *app) derpMapPath() string { return filepath.Join(a.opts.stateDir, "derpmap.json") }
@@ -130,6 +145,7 @@ func (a *app) summary() string {
 	fmt.Fprintf(&b, "  STUN:      %s\n", strings.Join(stun, ", "))
 	fmt.Fprintf(&b, "  DERP map:  %s\n", a.derpMapPath())
 	fmt.Fprintf(&b, "             (also served at https://%s/derpmap.json)\n", net.JoinHostPort(hostname(c), strconv.Itoa(c.Relay.DERPPort)))
+	fmt.Fprintf(&b, "  web UI:    %s  (user gokrazy, password %s)\n", a.webui.url(), a.webui.password)
 	fmt.Fprintf(&b, "  state:     %s\n\n", a.opts.stateDir)
 	fmt.Fprintf(&b, "Paste the map's region into a Tailscale policy file's \"derpMap\" or a headscale\n")
 	fmt.Fprintf(&b, "derp.paths file; stop with Ctrl-C. Running again reuses the same key and certificate.\n\n")

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"os/signal"
@@ -19,13 +20,15 @@ import (
 	"syscall"
 
 	"github.com/gokrazy/gokrazy"
+	"github.com/homederp/homederp/webui"
 )
 
 var (
-	dev      = flag.Bool("dev", false, "Run on loopback only, with state in -state-dir (default ./homederp-state), for trying homederp without a box.")
-	stateDir = flag.String("state-dir", "", "Directory holding the configuration, keys and certificates. Defaults to /perm/homederp on gokrazy and ./homederp-state with -dev.")
-	derpPort = flag.Int("derp-port", 0, "With -dev: the DERP port of a new dev configuration (default 12345). An existing configuration keeps its port.")
-	stunPort = flag.Int("stun-port", 0, "With -dev: the STUN port of a new dev configuration (default 3478).")
+	dev       = flag.Bool("dev", false, "Run on loopback only, with state in -state-dir (default ./homederp-state), for trying homederp without a box.")
+	stateDir  = flag.String("state-dir", "", "Directory holding the configuration, keys and certificates. Defaults to /perm/homederp on gokrazy and ./homederp-state with -dev.")
+	derpPort  = flag.Int("derp-port", 0, "With -dev: the DERP port of a new dev configuration (default 12345). An existing configuration keeps its port.")
+	stunPort  = flag.Int("stun-port", 0, "With -dev: the STUN port of a new dev configuration (default 3478).")
+	webuiAddr = flag.String("webui-addr", "", "With -dev: the loopback address of the web UI (default 127.0.0.1:8080; port 0 picks a free one). On the box the web UI listens on port 80 of every private address.")
 )
 
 func main() {
@@ -44,7 +47,11 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	opts := options{dev: *dev, derpPort: *derpPort, stunPort: *stunPort}
+	// Keep the recent log for the web UI's status page.
+	logs := webui.NewLogRing(200)
+	log.SetOutput(io.MultiWriter(os.Stderr, logs))
+
+	opts := options{dev: *dev, derpPort: *derpPort, stunPort: *stunPort, webuiAddr: *webuiAddr, logs: logs}
 	switch {
 	case *stateDir != "":
 		opts.stateDir = *stateDir

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/http"
 	"path/filepath"
-	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,58 +17,105 @@ import (
 	"github.com/homederp/homederp/relay"
 )
 
-// relayService runs the relay for the current configuration and restarts
-// it when a setting that needs new listeners or a new certificate changes.
+// manualCertPoll is how often the manual certificate files are checked
+// for changes.
+const manualCertPoll = 5 * time.Second
+
+// relayService runs the relay for the current configuration. A new
+// hostname or port needs new listeners and so a new relay; everything
+// else (certificate mode, verify-clients, mesh, rate limits) is applied
+// to the running relay, mostly without disconnecting anyone (see
+// relay.Apply for the exceptions).
 type relayService struct {
 	a *app
 
-	mu   sync.Mutex
-	srv  *relay.Server
-	cert *tls.Certificate
-	last relaySettings
+	// acmeSource, when set by the ACME DNS-01 service, supplies the
+	// certificate for cert mode acme-dns (certmagic's GetCertificate,
+	// ideally also a relay.CertDescriber). Until then that mode serves
+	// the self-signed certificate and says so in the status.
+	acmeSource func(config.Config) (relay.CertSource, error)
+
+	mu         sync.Mutex
+	srv        *relay.Server
+	listen     listenSettings
+	certs      certSettings
+	stopCerts  context.CancelFunc // stops the manual certificate poller
+	meshErr    string             // a mesh problem the relay cannot see (a bad mesh key)
+	certSrcErr string             // why the wanted certificate source could not be set up
 }
 
-// relaySettings are the config fields that need a relay restart.
-type relaySettings struct {
+// listenSettings are the config fields that need new listeners.
+type listenSettings struct {
 	hostname           string
 	derpPort, stunPort int
-	certMode           config.CertMode
+}
+
+// certSettings are the config fields that choose the certificate source.
+type certSettings struct {
+	hostname string
+	mode     config.CertMode
+	acmeCA   string
 }
 
 func newRelayService(a *app) *relayService { return &relayService{a: a} }
 
+func (rs *relayService) certDir() string { return filepath.Join(rs.a.opts.stateDir, "certs") }
+
 func (rs *relayService) apply(c config.Config) error {
-	want := relaySettings{hostname(c), c.Relay.DERPPort, c.Relay.STUNPort, c.Cert.Mode}
+	listen := listenSettings{hostname(c), c.Relay.DERPPort, c.Relay.STUNPort}
+	certs := certSettings{hostname(c), c.Cert.Mode, c.Cert.ACMECA}
+	policy, meshErr := rs.policy(c)
+
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	if rs.srv != nil && reflect.DeepEqual(want, rs.last) {
-		return nil
+	rs.meshErr = meshErr
+	if meshErr != "" {
+		rs.a.logf("relay: %s", meshErr)
 	}
-	cert, err := relay.LoadOrCreateSelfSigned(filepath.Join(rs.a.opts.stateDir, "certs"), want.hostname, time.Now())
+	if rs.srv != nil && listen == rs.listen {
+		if certs != rs.certs {
+			src, stop, err := rs.certSource(c)
+			if err != nil {
+				return err
+			}
+			if err := rs.srv.SetCertSource(src); err != nil {
+				stop()
+				return err
+			}
+			rs.replaceCertPoller(stop)
+			rs.certs = certs
+		}
+		return rs.srv.Apply(policy)
+	}
+
+	src, stop, err := rs.certSource(c)
 	if err != nil {
-		return fmt.Errorf("self-signed certificate: %w", err)
+		return err
 	}
 	var stunAddrs []string
 	hosts := rs.a.listenHosts()
 	for _, h := range hosts {
-		stunAddrs = append(stunAddrs, net.JoinHostPort(h, strconv.Itoa(want.stunPort)))
+		stunAddrs = append(stunAddrs, net.JoinHostPort(h, strconv.Itoa(listen.stunPort)))
 	}
 	if rs.srv != nil {
 		rs.srv.Close()
 		rs.srv = nil
 	}
 	srv, err := relay.New(relay.Config{
-		Hostname:  want.hostname,
-		DERPAddr:  net.JoinHostPort(hosts[0], strconv.Itoa(want.derpPort)),
+		Hostname:  listen.hostname,
+		DERPAddr:  net.JoinHostPort(hosts[0], strconv.Itoa(listen.derpPort)),
 		STUNAddrs: stunAddrs,
 		KeyPath:   filepath.Join(rs.a.opts.stateDir, "derper.key"),
-		Certs:     relay.StaticCert{Cert: cert},
+		Certs:     src,
 		DERPMap:   rs.a.derpMapJSON,
+		Policy:    policy,
 	}, rs.a.logf)
 	if err != nil {
+		stop()
 		return err
 	}
 	if err := srv.Start(); err != nil {
+		stop()
 		return err
 	}
 	go func() {
@@ -74,19 +123,150 @@ func (rs *relayService) apply(c config.Config) error {
 			rs.a.errc <- err
 		}
 	}()
-	rs.srv, rs.cert, rs.last = srv, cert, want
+	rs.replaceCertPoller(stop)
+	rs.srv, rs.listen, rs.certs = srv, listen, certs
 	return nil
+}
+
+func (rs *relayService) replaceCertPoller(stop context.CancelFunc) {
+	if rs.stopCerts != nil {
+		rs.stopCerts()
+	}
+	rs.stopCerts = stop
+}
+
+// certSource builds the certificate source for c's mode. stop ends
+// whatever the source runs in the background.
+func (rs *relayService) certSource(c config.Config) (src relay.CertSource, stop context.CancelFunc, err error) {
+	host := hostname(c)
+	selfSigned, err := relay.SelfSigned(rs.certDir(), host, time.Now())
+	if err != nil {
+		return nil, nil, fmt.Errorf("self-signed certificate: %w", err)
+	}
+	noop := func() {}
+	switch c.Cert.Mode {
+	case config.CertManual:
+		m := relay.NewManualCerts(rs.certDir(), host, selfSigned, rs.a.logf, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		go m.Run(ctx, manualCertPoll)
+		return m, cancel, nil
+	case config.CertACMEDNS:
+		if rs.acmeSource != nil {
+			src, err := rs.acmeSource(c)
+			if err == nil {
+				return src, noop, nil
+			}
+			return fallbackCert{selfSigned, relay.CertInfo{Mode: string(c.Cert.Mode), Error: fmt.Sprintf("ACME DNS-01: %v; serving the self-signed certificate meanwhile", err)}}, noop, nil
+		}
+		return fallbackCert{selfSigned, relay.CertInfo{Mode: string(c.Cert.Mode), Error: "ACME DNS-01 certificates are not available in this build; serving the self-signed certificate"}}, noop, nil
+	default:
+		return selfSigned, noop, nil
+	}
+}
+
+// fallbackCert serves the self-signed certificate in place of the one
+// the configuration asks for, and says why.
+type fallbackCert struct {
+	relay.StaticCert
+	info relay.CertInfo
+}
+
+func (f fallbackCert) GetCertificate(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return f.StaticCert.GetCertificate(hi)
+}
+
+func (f fallbackCert) CertInfo() relay.CertInfo { return f.info }
+
+// policy translates the configuration (and the mesh key secret) into the
+// relay's policy. A problem with the mesh key turns the mesh off and is
+// returned as meshErr, so the rest of the configuration still applies.
+func (rs *relayService) policy(c config.Config) (p relay.Policy, meshErr string) {
+	r := c.Relay
+	switch {
+	case r.VerifyClients:
+		p.Verify = relay.Verify{Mode: relay.VerifyTailscaled, TailscaledSocket: r.TailscaledSocket}
+	case r.VerifyClientURL != "":
+		p.Verify = relay.Verify{Mode: relay.VerifyURL, URL: r.VerifyClientURL, URLFailOpen: r.VerifyClientURLFailOpen}
+	default:
+		p.Verify = relay.Verify{Mode: relay.VerifyOff}
+	}
+	p.ClientRate = relay.RateLimit{BytesPerSec: r.PerClientBytesPerSec, BurstBytes: r.PerClientBurstBytes}
+	p.AcceptRate = relay.AcceptLimit{PerSec: r.AcceptConnPerSec, Burst: r.AcceptConnBurst}
+
+	if len(r.MeshWith) == 0 {
+		return p, ""
+	}
+	meshKey, err := rs.a.store.Secret(config.SecretMeshKey)
+	switch {
+	case err != nil:
+		return p, fmt.Sprintf("mesh is off: %v", err)
+	case meshKey == "":
+		return p, "mesh is off: mesh peers are listed but no mesh key is set"
+	}
+	p.MeshKey = meshKey
+	if err := (relay.Policy{MeshKey: meshKey}).Validate(); err != nil {
+		return relay.Policy{Verify: p.Verify, ClientRate: p.ClientRate, AcceptRate: p.AcceptRate}, fmt.Sprintf("mesh is off: %v", err)
+	}
+	var bad []string
+	for _, m := range r.MeshWith {
+		peer, err := relay.ParseMeshPeer(m)
+		if err == nil {
+			host, _, _ := strings.Cut(m, "/")
+			peer.CertName = r.MeshPins[host]
+			err = (relay.Policy{MeshWith: []relay.MeshPeer{peer}}).Validate()
+		}
+		if err != nil {
+			bad = append(bad, err.Error())
+			continue
+		}
+		p.MeshWith = append(p.MeshWith, peer)
+	}
+	if len(bad) > 0 {
+		meshErr = "mesh peers left out: " + strings.Join(bad, "; ")
+	}
+	return p, meshErr
 }
 
 // mapOptions says how the emitted map must treat the current certificate.
 func (rs *relayService) mapOptions() derpmap.Options {
 	rs.mu.Lock()
-	defer rs.mu.Unlock()
+	srv := rs.srv
+	rs.mu.Unlock()
 	var o derpmap.Options
-	if rs.last.certMode == config.CertSelfSigned && rs.cert != nil {
-		o.PinnedCert = rs.cert.Certificate[0]
+	if srv != nil {
+		o.PinnedCert = srv.PinnedCert()
 	}
 	return o
+}
+
+// status is the relay's status for the web UI.
+func (rs *relayService) status() relay.Status {
+	rs.mu.Lock()
+	srv, meshErr := rs.srv, rs.meshErr
+	rs.mu.Unlock()
+	if srv == nil {
+		return relay.Status{CertError: "the relay is not running"}
+	}
+	st := srv.Status()
+	if meshErr != "" {
+		st.MeshError = meshErr
+	}
+	return st
+}
+
+// metricsHandler serves the running relay's Prometheus metrics, for the
+// web UI to mount on the LAN.
+func (rs *relayService) metricsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rs.mu.Lock()
+		srv := rs.srv
+		rs.mu.Unlock()
+		if srv == nil {
+			http.Error(w, "the relay is not running", http.StatusServiceUnavailable)
+			return
+		}
+		srv.MetricsHandler().ServeHTTP(w, r)
+	})
 }
 
 func (rs *relayService) close() {
@@ -96,4 +276,5 @@ func (rs *relayService) close() {
 		rs.srv.Close()
 		rs.srv = nil
 	}
+	rs.replaceCertPoller(nil)
 }

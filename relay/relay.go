@@ -1,17 +1,17 @@
 // Package relay is homederp's DERP and STUN service: a thin composition of
 // tailscale.com/derp/derpserver and tailscale.com/net/stunserver, as
 // upstream cmd/derper is, with the differences a box on a home line needs:
-// TLS is always on (on any port), listener bind failures are errors, and
-// the node key and certificates live in a directory the caller chooses.
+// TLS is always on (on any port) with certificates that can be swapped
+// while clients stay connected, listener bind failures are errors, the
+// admission policy, mesh and rate limits change without restarting the
+// listeners, refused clients are counted instead of logged one by one,
+// and the metrics live on a handler for the LAN, not on the public port.
 package relay
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
@@ -19,9 +19,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"tailscale.com/derp/derpserver"
 	"tailscale.com/net/ktimeout"
 	"tailscale.com/net/stunserver"
+	"tailscale.com/types/key"
 	"tailscale.com/types/logger"
 )
 
@@ -34,7 +34,16 @@ const (
 	tcpUserTimeout = 15 * time.Second
 )
 
-// Config is what the relay needs to run.
+// Defaults for the Config fields that may be left zero.
+const (
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultIdleTimeout      = 60 * time.Second
+	DefaultPollInterval     = 5 * time.Second
+)
+
+// Config is what the relay needs to run. Changing Hostname, DERPAddr or
+// STUNAddrs needs a new Server; everything in Policy and the certificate
+// source can change while it runs (Apply, SetCertSource).
 type Config struct {
 	// Hostname is the name clients dial, e.g. "derp.example.com".
 	Hostname string
@@ -51,27 +60,49 @@ type Config struct {
 	// DERPMap returns the JSON served at /derpmap.json, so headscale can
 	// fetch the region from the relay itself. nil serves 404.
 	DERPMap func() ([]byte, error)
+
+	// Policy is the initial admission, mesh and rate-limit policy.
+	Policy Policy
+
+	// HandshakeTimeout bounds the TLS handshake and, separately, the
+	// wait for the HTTP request that upgrades to DERP, so half-open and
+	// idle connections cannot pile up before DERP starts (derpserver
+	// then bounds the DERP handshake itself to 10 s). Zero means
+	// DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a kept-alive HTTP connection that sends no
+	// further request (e.g. after a /derp/probe). Zero means
+	// DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// PollInterval is how often the box's tailscaled is asked for its
+	// state while verify-clients is on. Zero means DefaultPollInterval.
+	PollInterval time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
-// CertSource supplies the relay's TLS certificate. The relay asks on
-// every handshake, so a source can swap certificates (renewal, a new
-// manual pair) without dropping connected clients.
-type CertSource interface {
-	GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
-}
-
-// StaticCert is a CertSource that always returns the same certificate.
-type StaticCert struct{ Cert *tls.Certificate }
-
-func (s StaticCert) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return s.Cert, nil
-}
-
-// Server is a running relay.
+// Server is a relay. It is safe for concurrent use.
 type Server struct {
-	cfg  Config
-	logf logger.Logf
-	derp *derpserver.Server
+	cfg     Config
+	logf    logger.Logf
+	priv    key.NodePrivate
+	started time.Time
+
+	certs    atomic.Pointer[certHolder]
+	gen      atomic.Pointer[generation]
+	refusals *refusalLog
+	// failOpenLogf keeps derpserver's per-client fail-open notice to a
+	// couple of lines a minute.
+	failOpenLogf logger.Logf
+	accept       *acceptLimiter
+	ts           *tailscaledWatch
+
+	mu      sync.Mutex // guards the fields below and serializes Apply
+	policy  Policy
+	running bool     // between Start and Close: mesh links and pollers run
+	retired counters // what retired generations counted
+
+	stunBase stunCounts // the process-global STUN counters at Start
 
 	derpLn   net.Listener
 	stunLns  []*stunserver.STUNServer
@@ -82,8 +113,8 @@ type Server struct {
 	serveErr chan error
 }
 
-// New loads (or creates) the node key and prepares a relay. It does not
-// bind anything; Start does.
+// New loads (or creates) the node key and prepares a relay with the
+// policy in cfg. It does not bind anything; Start does.
 func New(cfg Config, logf logger.Logf) (*Server, error) {
 	if cfg.Certs == nil {
 		return nil, errors.New("relay: no certificate source; TLS is always on")
@@ -91,17 +122,41 @@ func New(cfg Config, logf logger.Logf) (*Server, error) {
 	if cfg.Hostname == "" {
 		return nil, errors.New("relay: no hostname")
 	}
+	if err := cfg.Policy.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	priv, err := LoadOrCreateKey(cfg.KeyPath)
 	if err != nil {
 		return nil, err
 	}
-	d := derpserver.New(priv, logger.WithPrefix(logf, "derp: "))
-	return &Server{cfg: cfg, logf: logf, derp: d, serveErr: make(chan error, 1)}, nil
+	s := &Server{
+		cfg:      cfg,
+		logf:     logf,
+		priv:     priv,
+		serveErr: make(chan error, 1),
+		refusals: newRefusalLog(logf, cfg.Now),
+		accept:   newAcceptLimiter(cfg.Now),
+		policy:   cfg.Policy,
+	}
+	s.ts = newTailscaledWatch(logf, cfg.PollInterval)
+	s.failOpenLogf = logger.RateLimitedFn(logf, time.Minute, 2, 10)
+	s.certs.Store(&certHolder{cfg.Certs})
+	s.gen.Store(s.newGeneration(cfg.Policy))
+	s.applyLiveLocked(cfg.Policy)
+	return s, nil
 }
-
-// DERP returns the underlying derpserver, for verify-clients, mesh and
-// metrics settings.
-func (s *Server) DERP() *derpserver.Server { return s.derp }
 
 // Start binds the DERP and STUN listeners and serves them until Close. A
 // bind failure of any listener is returned (and nothing keeps running):
@@ -123,6 +178,7 @@ func (s *Server) Start() error {
 	}
 	s.derpLn = ln
 
+	s.stunBase = readSTUNCounts()
 	for _, addr := range s.cfg.STUNAddrs {
 		ss := stunserver.New(ctx)
 		if err := ss.Listen(addr); err != nil {
@@ -133,31 +189,31 @@ func (s *Server) Start() error {
 		s.stunLns = append(s.stunLns, ss)
 	}
 
-	tlsConf := &tls.Config{
-		GetCertificate: s.cfg.Certs.GetCertificate,
-		NextProtos:     []string{"http/1.1"},
-		MinVersion:     tls.VersionTLS12,
-	}
-	s.derp.ModifyTLSConfigToAddMetaCert(tlsConf)
 	s.httpSrv = &http.Server{
 		Handler:   s.handler(),
-		TLSConfig: tlsConf,
+		TLSConfig: s.tlsConfig(),
 		ErrorLog:  log.New(logger.HTTPServerLogFilter{Inner: s.logf}, "", 0),
-		// As in derper: these mostly bound the TLS handshake and the
-		// request before the DERP upgrade (deadlines are cleared when
-		// derpserver hijacks the connection), so stuck half-open
-		// handshakes cannot pile up.
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
+		// ReadHeaderTimeout is the shortest of these, so it bounds the
+		// TLS handshake (net/http uses the shortest as handshake
+		// deadline) and then, on its own clock, the wait for the
+		// request that upgrades to DERP. The deadlines are cleared
+		// when derpserver hijacks the connection.
+		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
+		ReadTimeout:       max(30*time.Second, s.cfg.HandshakeTimeout),
+		WriteTimeout:      max(30*time.Second, s.cfg.HandshakeTimeout),
+		IdleTimeout:       s.cfg.IdleTimeout,
 	}
+	s.mu.Lock()
+	s.started = s.cfg.Now()
+	s.running = true
+	s.applyLiveLocked(s.policy)
+	s.mu.Unlock()
 	s.logf("relay: DERP over TLS listening on tcp %v for %q", ln.Addr(), s.cfg.Hostname)
 
 	s.wg.Add(1 + len(s.stunLns))
 	go func() {
 		defer s.wg.Done()
-		err := s.httpSrv.ServeTLS(ln, "", "")
+		err := s.httpSrv.ServeTLS(s.accept.wrap(ln), "", "")
 		if !s.closing.Load() {
 			s.serveErr <- fmt.Errorf("relay: DERP server stopped: %w", err)
 		}
@@ -192,7 +248,12 @@ func (s *Server) STUNAddrs() []net.Addr {
 	return as
 }
 
-// Close stops the listeners and disconnects every client.
+// PublicKey returns the relay's DERP node key, which clients and mesh
+// peers see.
+func (s *Server) PublicKey() key.NodePublic { return s.priv.Public() }
+
+// Close stops the listeners, the mesh links and the tailscaled poller,
+// and disconnects every client.
 func (s *Server) Close() error {
 	if s.closing.Swap(true) {
 		return nil
@@ -206,53 +267,13 @@ func (s *Server) Close() error {
 		defer cancel()
 		err = s.httpSrv.Shutdown(ctx)
 	}
-	s.derp.Close()
+	s.mu.Lock()
+	s.running = false
+	g := s.gen.Load()
+	s.mu.Unlock()
+	g.retire()
+	s.ts.stop()
+	s.refusals.close()
 	s.wg.Wait()
 	return err
-}
-
-// handler is the mux on the public DERP port. It has no /debug/: the
-// metrics live on the LAN-only web UI.
-func (s *Server) handler() http.Handler {
-	mux := http.NewServeMux()
-	derpHandler := derpserver.AddWebSocketSupport(s.derp, derpserver.Handler(s.derp))
-	mux.Handle("/derp", derpHandler)
-	// Clients of different ages use either path.
-	mux.HandleFunc("/derp/probe", derpserver.ProbeHandler)
-	mux.HandleFunc("/derp/latency-check", derpserver.ProbeHandler)
-	mux.HandleFunc("/generate_204", derpserver.ServeNoContent)
-	mux.HandleFunc("/robots.txt", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "User-agent: *\nDisallow: /\n")
-	})
-	mux.HandleFunc("/derpmap.json", func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.DERPMap == nil {
-			http.NotFound(w, r)
-			return
-		}
-		b, err := s.cfg.DERPMap()
-		if err != nil {
-			s.logf("relay: rendering /derpmap.json: %v", err)
-			http.Error(w, "DERP map unavailable", http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Write(b)
-	})
-	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "This is a DERP relay for Tailscale clients, run by homederp.\n")
-	})
-	return mux
-}
-
-// Leaf returns the parsed leaf of a certificate, for pinning it in the map.
-func Leaf(c *tls.Certificate) (*x509.Certificate, error) {
-	if c.Leaf != nil {
-		return c.Leaf, nil
-	}
-	if len(c.Certificate) == 0 {
-		return nil, errors.New("empty certificate")
-	}
-	return x509.ParseCertificate(c.Certificate[0])
 }

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/appliance/derpmap"
 	"github.com/homederp/homederp/relay/relaytest"
 	"tailscale.com/net/stun"
@@ -25,42 +24,12 @@ import (
 type testRelay struct {
 	srv    *Server
 	region *tailcfg.DERPRegion
-	cert   *tls.Certificate
+	cert   *tls.Certificate // the self-signed certificate it started with
 }
 
 func startRelay(t *testing.T, dir string) *testRelay {
 	t.Helper()
-	const host = "localhost"
-	cert, err := LoadOrCreateSelfSigned(filepath.Join(dir, "certs"), host, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := &testRelay{cert: cert}
-	srv, err := New(Config{
-		Hostname:  host,
-		DERPAddr:  "127.0.0.1:0",
-		STUNAddrs: []string{"127.0.0.1:0", "[::1]:0"},
-		KeyPath:   filepath.Join(dir, "derper.key"),
-		Certs:     StaticCert{cert},
-		DERPMap: func() ([]byte, error) {
-			return derpmap.JSON(&tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{900: tr.region}})
-		},
-	}, t.Logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	tr.srv = srv
-
-	c := config.Default()
-	c.Hostname = host
-	c.Relay.DERPPort = srv.DERPAddr().(*net.TCPAddr).Port
-	c.Relay.STUNPort = srv.STUNAddrs()[0].(*net.UDPAddr).Port
-	tr.region = derpmap.Region(c, derpmap.Options{PinnedCert: cert.Certificate[0]})
-	return tr
+	return startRelayWith(t, dir, relayOpts{})
 }
 
 func TestClientsExchangePackets(t *testing.T) {
@@ -147,7 +116,7 @@ func TestBindFailureIsAnError(t *testing.T) {
 			cfg := tt.cfg
 			cfg.Hostname = "localhost"
 			cfg.KeyPath = filepath.Join(t.TempDir(), "k")
-			cfg.Certs = StaticCert{cert}
+			cfg.Certs = StaticCert{Cert: cert}
 			s, err := New(cfg, t.Logf)
 			if err != nil {
 				t.Fatal(err)

@@ -8,24 +8,45 @@ type Status struct {
 	Hostname  string   // e.g. "derp.example.com"
 	DERPAddr  string   // bound listener, e.g. "[::]:12345"
 	STUNAddrs []string // bound listeners, e.g. ["[::]:3478"]
+	Started   time.Time
 
 	ClientsConnected int   // DERP clients connected now (mesh peers excluded)
-	MeshPeers        int   // mesh peers connected now
+	MeshPeers        int   // mesh peers connected now (outgoing watch links that are up)
 	BytesReceived    int64 // DERP payload bytes received since start
 	BytesSent        int64 // DERP payload bytes sent since start
 	Refused          int64 // clients refused by verify-clients / verify URL since start
 	STUNRequests     int64 // STUN binding requests answered since start
 	STUNErrors       int64 // datagrams that were not STUN, and read/write errors
+	// The STUN counters are upstream stunserver's, which are global to
+	// the process; with one relay per process (the appliance) they are
+	// this relay's.
 
 	// Cert describes the certificate being served.
 	CertMode     string    // "self-signed", "manual" or "acme-dns"
 	CertNotAfter time.Time // expiry of the served certificate
 	CertIssuer   string    // e.g. "homederp self-signed", "(STAGING) Let's Encrypt"
 	CertError    string    // why the wanted certificate is not served, in plain words; "" if fine
+	CertPinned   bool      // the DERP map must pin the certificate (it is self-signed)
 
 	// Verify describes client admission.
 	VerifyMode string // "off", "tailscaled" or "url"
 	// TailscaledState is the box's tailscaled as verify-clients sees it,
 	// e.g. "Running", "NeedsLogin", "Stopped", "unreachable: <reason>".
 	TailscaledState string
+	TailscaledPeers int // nodes the box's tailscaled knows: who verify-clients admits
+	// VerifyProblem says in plain words why every client is refused
+	// (e.g. tailscaled down or logged out); "" when admission works.
+	VerifyProblem string
+	LastRefusal   Refusal // the most recent refused client; zero if none
+
+	// Rate limits in effect; zero means unlimited.
+	ClientRateBytesPerSec int64
+	ClientRateBurstBytes  int64
+	AcceptPerSec          float64
+	AcceptBurst           int
+	ConnsAccepted         int64 // TCP connections taken by the accept limit
+	ConnsRejected         int64 // TCP connections closed at once by the accept limit
+
+	Mesh      []MeshStatus // one entry per configured mesh peer
+	MeshError string       // why the mesh is not running as configured, e.g. no mesh key; "" if fine
 }

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 )
 
@@ -29,6 +31,13 @@ type Relay struct {
 	// --mesh-with form: "host[:port]" or "host[:port]/dialhost". The mesh
 	// key is the secret SecretMeshKey.
 	MeshWith []string `json:"mesh_with,omitempty"`
+	// MeshPins pins the certificate of a mesh peer that serves a
+	// self-signed certificate (another homederp box): the key is the
+	// host[:port] part of a MeshWith entry, the value the
+	// "sha256-raw:<hex>" CertName from that box's DERP map, e.g.
+	// {"derp2.example.com:12345": "sha256-raw:3f5c…"}. A peer without a
+	// pin must present a certificate a CA vouches for, as derper wants.
+	MeshPins map[string]string `json:"mesh_pins,omitempty"`
 
 	// Rate limits for an upload-capped home line. Zero means unlimited.
 	PerClientBytesPerSec int64   `json:"per_client_bytes_per_sec,omitempty"`
@@ -53,9 +62,20 @@ func (r Relay) validate(errs *Errors) {
 	if u := r.VerifyClientURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 		errs.add("relay.verify_client_url", fmt.Sprintf("%q is not an http:// or https:// URL", u))
 	}
+	hosts := map[string]bool{}
 	for i, m := range r.MeshWith {
-		if strings.TrimSpace(m) == "" || strings.Count(m, "/") > 1 {
-			errs.add(fmt.Sprintf("relay.mesh_with[%d]", i), fmt.Sprintf("%q is not of the form host[:port] or host[:port]/dialhost", m))
+		if msg := checkMeshWith(m); msg != "" {
+			errs.add(fmt.Sprintf("relay.mesh_with[%d]", i), msg)
+		}
+		host, _, _ := strings.Cut(m, "/")
+		hosts[host] = true
+	}
+	for host, pin := range r.MeshPins {
+		if !hosts[host] {
+			errs.add("relay.mesh_pins", fmt.Sprintf("%q is pinned but is not the host[:port] of any mesh_with entry", host))
+		}
+		if !isCertPin(pin) {
+			errs.add("relay.mesh_pins", fmt.Sprintf("the pin for %q is not of the form sha256-raw:<64 hex digits> (copy CertName from that box's DERP map)", host))
 		}
 	}
 	if r.PerClientBytesPerSec < 0 {
@@ -73,6 +93,53 @@ func (r Relay) validate(errs *Errors) {
 	if r.AcceptConnBurst < 0 {
 		errs.add("relay.accept_conn_burst", "must not be negative")
 	}
+	if r.PerClientBurstBytes > 0 && r.PerClientBytesPerSec == 0 {
+		errs.add("relay.per_client_burst_bytes", "a burst needs a rate (per_client_bytes_per_sec); 0 means unlimited")
+	}
+	if r.AcceptConnBurst > 0 && r.AcceptConnPerSec == 0 {
+		errs.add("relay.accept_conn_burst", "a burst needs a rate (accept_conn_per_sec); 0 means unlimited")
+	}
+	if r.TailscaledSocket != "" && !strings.HasPrefix(r.TailscaledSocket, "/") {
+		errs.add("relay.tailscaled_socket", fmt.Sprintf("%q is not an absolute path, e.g. /perm/tailscaled/tailscaled.sock", r.TailscaledSocket))
+	}
+}
+
+// checkMeshWith checks one derper --mesh-with element,
+// "host[:port][/dialhost]", and says what is wrong with it, or "".
+func checkMeshWith(m string) string {
+	bad := fmt.Sprintf("%q is not of the form host[:port] or host[:port]/dialhost", m)
+	if strings.TrimSpace(m) != m || m == "" || strings.Count(m, "/") > 1 || strings.ContainsAny(m, " \t,") {
+		return bad
+	}
+	host, dial, hasDial := strings.Cut(m, "/")
+	if hasDial && (dial == "" || strings.Contains(strings.Trim(dial, "[]"), "]")) {
+		return bad
+	}
+	if hasDial && strings.Contains(dial, ":") && !isIP(strings.Trim(dial, "[]")) {
+		return fmt.Sprintf("%q: the dial host takes no port (the port comes from the host part)", m)
+	}
+	name, port := host, ""
+	if h, p, err := net.SplitHostPort(host); err == nil {
+		name, port = h, p
+	} else if strings.Contains(host, ":") && !(strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]")) {
+		return fmt.Sprintf("%q: write an IPv6 address in brackets, e.g. [2001:db8::1]:12345", m)
+	}
+	name = strings.Trim(name, "[]")
+	if name == "" || !isIP(name) && !isDNSName(name) {
+		return bad
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Sprintf("%q: %q is not a port number (1–65535)", m, port)
+		}
+	}
+	return ""
+}
+
+// isCertPin reports whether s is a DERP map CertName pin.
+func isCertPin(s string) bool {
+	hex, ok := strings.CutPrefix(s, "sha256-raw:")
+	return ok && len(hex) == 64 && strings.Trim(strings.ToLower(hex), "0123456789abcdef") == ""
 }
 
 func checkPort(errs *Errors, path string, p int) {

@@ -37,7 +37,14 @@ func Connect(t testing.TB, region *tailcfg.DERPRegion) *Client {
 // TryConnect is Connect returning the error instead of failing the test.
 func TryConnect(t testing.TB, region *tailcfg.DERPRegion) (*Client, error) {
 	t.Helper()
-	priv := key.NewNode()
+	return TryConnectKey(t, region, key.NewNode())
+}
+
+// TryConnectKey is TryConnect with a given node key. Note that a DERP
+// server refuses a client only after the connection is made: see
+// Admitted.
+func TryConnectKey(t testing.TB, region *tailcfg.DERPRegion, priv key.NodePrivate) (*Client, error) {
+	t.Helper()
 	c := derphttp.NewRegionClient(priv, t.Logf, netmon.NewStatic(), func() *tailcfg.DERPRegion { return region })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -52,23 +59,33 @@ func TryConnect(t testing.TB, region *tailcfg.DERPRegion) (*Client, error) {
 // SendUntilReceived sends msg from one client to another until it
 // arrives, at most 100 times over 10 s. Retrying is needed because Connect
 // returns before the server has registered the client, and packets to a
-// not-yet-registered peer are dropped.
+// not-yet-registered peer are dropped. A receiver whose connection
+// dropped is given a few seconds to reconnect.
 func SendUntilReceived(from, to *Client, msg []byte) error {
 	got := make(chan derp.ReceivedPacket, 1)
 	errc := make(chan error, 1)
 	go func() {
+		var lastErr error
+		errs := 0
 		for i := 0; i < 1000; i++ {
 			m, err := to.Recv()
 			if err != nil {
-				errc <- err
-				return
+				// The connection dropped (a server policy change, a
+				// restart): derphttp reconnects on the next Recv.
+				lastErr = err
+				if errs++; errs > 50 {
+					errc <- err
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+				continue
 			}
 			if p, ok := m.(derp.ReceivedPacket); ok && bytes.Equal(p.Data, msg) {
 				got <- p
 				return
 			}
 		}
-		errc <- fmt.Errorf("1000 messages without the packet")
+		errc <- fmt.Errorf("1000 messages without the packet (last error: %v)", lastErr)
 	}()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -101,5 +118,33 @@ func Exchange(t testing.TB, a, b *Client) {
 	}
 	if err := SendUntilReceived(b, a, []byte(fmt.Sprintf("b to a at %d", time.Now().UnixNano()))); err != nil {
 		t.Fatalf("b → a: %v", err)
+	}
+}
+
+// Admitted waits (at most timeout) for the server's verdict on c: an
+// admitted client receives the server's info frame first, a refused one
+// sees its connection closed. It returns nil if c was admitted.
+func Admitted(c *Client, timeout time.Duration) error {
+	type res struct {
+		m   derp.ReceivedMessage
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		m, err := c.Recv()
+		ch <- res{m, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return fmt.Errorf("refused: %w", r.err)
+		}
+		if _, ok := r.m.(derp.ServerInfoMessage); !ok {
+			return fmt.Errorf("first message %T, want the server info", r.m)
+		}
+		return nil
+	case <-time.After(timeout):
+		c.Close()
+		return fmt.Errorf("no verdict within %v", timeout)
 	}
 }

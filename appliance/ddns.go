@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/homederp/homederp/appliance/config"
+	"github.com/homederp/homederp/appliance/derpmap"
+	"github.com/homederp/homederp/ddns"
+	"github.com/homederp/homederp/ddns/authdns"
+	"github.com/homederp/homederp/ddns/cloudflare"
+	"github.com/homederp/homederp/ddns/detect"
+	"github.com/homederp/homederp/ddns/rfc2136"
+)
+
+// ddnsService runs the DNS updater for the current configuration and
+// secrets, and restarts it when either changes.
+type ddnsService struct {
+	a *app
+	// newDetector and newVerifier build the updater's network parts;
+	// tests replace them to point at loopback servers.
+	newDetector func(config.DDNS) ddns.Detector
+	newVerifier func(config.DDNS) ddns.Verifier
+	httpClient  *http.Client // Cloudflare API; nil = cloudflare.Client's default
+
+	mu      sync.Mutex // serialises apply and close
+	last    ddnsSettings
+	started bool
+	cancel  context.CancelFunc
+	done    chan struct{}
+
+	// view is what readers see. It is swapped atomically so that Status
+	// never waits for mu: the updater's OnChange re-renders the DERP map,
+	// which reads Status, while apply may hold mu waiting for the updater
+	// to stop.
+	view atomic.Pointer[ddnsView]
+}
+
+type ddnsView struct {
+	u       *ddns.Updater // nil when not running
+	last    ddnsSettings
+	problem string // why the updater is not running although configured
+}
+
+// ddnsSettings is everything a running updater depends on.
+type ddnsSettings struct {
+	hostname string
+	d        config.DDNS
+	secret   string
+}
+
+func newDDNSService(a *app) *ddnsService {
+	return &ddnsService{a: a, newDetector: defaultDetector, newVerifier: defaultVerifier}
+}
+
+func defaultDetector(d config.DDNS) ddns.Detector {
+	det := &detect.Detector{STUN: d.STUNServers, Logf: nil}
+	for _, w := range d.Whoami {
+		if ap, err := netip.ParseAddrPort(w.Addr); err == nil {
+			det.Whoami = append(det.Whoami, detect.WhoamiServer{Addr: ap, TLSName: w.TLSName})
+		}
+	}
+	return det
+}
+
+func defaultVerifier(d config.DDNS) ddns.Verifier {
+	c := &authdns.Checker{}
+	for _, r := range d.Resolvers {
+		if ap, err := netip.ParseAddrPort(r); err == nil {
+			c.Resolvers = append(c.Resolvers, ap)
+		}
+	}
+	return c
+}
+
+func secretName(provider string) string {
+	if provider == config.ProviderRFC2136 {
+		return config.SecretTSIG
+	}
+	return config.SecretCloudflareToken
+}
+
+// apply starts, restarts or stops the updater for c. It never blocks on
+// the network: checks run in the updater's goroutine.
+func (s *ddnsService) apply(c config.Config) {
+	want := ddnsSettings{hostname: c.Hostname, d: c.DDNS}
+	if c.DDNS.Provider != config.ProviderNone {
+		sec, err := s.a.store.Secret(secretName(c.DDNS.Provider))
+		if err != nil {
+			s.a.logf("ddns: reading the DNS credential: %v", err)
+		}
+		want.secret = sec
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started && reflect.DeepEqual(want, s.last) {
+		return
+	}
+	s.stopLocked()
+	s.started, s.last = true, want
+	s.view.Store(&ddnsView{last: want})
+	if want.d.Provider == config.ProviderNone || want.hostname == "" {
+		return
+	}
+	if want.secret == "" {
+		problem := "No TSIG secret is saved yet for the RFC 2136 key."
+		if want.d.Provider == config.ProviderCloudflare {
+			problem = "No Cloudflare API token is saved yet: create one with the \"Edit zone DNS\" template and save it in the setup page."
+		}
+		s.view.Store(&ddnsView{last: want, problem: problem})
+		return
+	}
+	var p ddns.Provider
+	verifier := s.newVerifier(want.d)
+	switch want.d.Provider {
+	case config.ProviderCloudflare:
+		p = cloudflare.New(want.secret, &cloudflare.Client{HTTP: s.httpClient, Logf: s.a.logf})
+	case config.ProviderRFC2136:
+		r := want.d.RFC2136
+		rp := &rfc2136.Provider{Server: r.Server, Zone: r.Zone, KeyName: r.KeyName, KeyAlgorithm: r.KeyAlgorithm, Secret: want.secret}
+		if ch, ok := verifier.(*authdns.Checker); ok {
+			rp.FindZone = ch.FindZone
+		}
+		p = rp
+	}
+	u, err := ddns.New(ddns.Config{
+		Hostname:     want.hostname,
+		ProviderName: want.d.Provider,
+		IPv4:         want.d.IPv4,
+		IPv6:         want.d.IPv6,
+		Provider:     p,
+		Detector:     s.newDetector(want.d),
+		Verifier:     verifier,
+		Interval:     time.Duration(want.d.Interval),
+		StateDir:     s.a.opts.stateDir,
+		Logf:         s.a.logf,
+		OnChange: func(ddns.Status) {
+			// NoIPv4 changed: the map must say "IPv4": "none" (or stop
+			// saying it).
+			if err := s.a.writeDERPMap(); err != nil {
+				s.a.logf("%v", err)
+			}
+		},
+	})
+	if err != nil {
+		s.view.Store(&ddnsView{last: want, problem: err.Error()})
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	s.cancel, s.done = cancel, done
+	s.view.Store(&ddnsView{u: u, last: want})
+	go func() {
+		defer close(done)
+		u.Run(ctx)
+	}()
+}
+
+// stopLocked stops a running updater and waits for it, at most 10 s:
+// every network call of a check follows the context, so it ends in well
+// under a second, but a config save must never hang on it.
+func (s *ddnsService) stopLocked() {
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		s.a.logf("ddns: the previous updater is slow to stop; starting the new one anyway")
+	}
+	s.cancel, s.done = nil, nil
+	if v := s.view.Load(); v != nil {
+		s.view.Store(&ddnsView{last: v.last})
+	}
+}
+
+func (s *ddnsService) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopLocked()
+}
+
+// Status is what the web UI shows about dynamic DNS.
+func (s *ddnsService) Status() ddns.Status {
+	v := s.view.Load()
+	if v == nil {
+		return ddns.Status{}
+	}
+	if v.u != nil {
+		return v.u.Status()
+	}
+	return ddns.Status{Enabled: v.last.d.Provider != config.ProviderNone, Provider: v.last.d.Provider, Hostname: v.last.hostname, LastError: v.problem}
+}
+
+// checkNow asks the running updater for an immediate check.
+func (s *ddnsService) checkNow() {
+	if v := s.view.Load(); v != nil && v.u != nil {
+		v.u.CheckNow()
+	}
+}
+
+// checkCredential checks a DNS credential before it is saved: a
+// Cloudflare token with /user/tokens/verify and its zone access, a TSIG
+// key with a signed query to the server (which changes nothing).
+func (s *ddnsService) checkCredential(ctx context.Context, c config.Config, secret string) error {
+	switch c.DDNS.Provider {
+	case config.ProviderCloudflare:
+		return ddns.CheckCloudflareToken(ctx, s.httpClient, secret, c.Hostname)
+	case config.ProviderRFC2136:
+		r := c.DDNS.RFC2136
+		p := &rfc2136.Provider{Server: r.Server, Zone: r.Zone, KeyName: r.KeyName, KeyAlgorithm: r.KeyAlgorithm, Secret: secret, Timeout: 10 * time.Second}
+		if ch, ok := s.newVerifier(c.DDNS).(*authdns.Checker); ok {
+			p.FindZone = ch.FindZone
+		}
+		return p.CheckKey(ctx, c.Hostname)
+	}
+	return nil
+}
+
+// mapOptions are the DERP map options from every service: the relay's
+// certificate pin and ddns's "no public IPv4".
+func (a *app) mapOptions() derpmap.Options {
+	o := a.relay.mapOptions()
+	if a.ddns != nil {
+		o.NoIPv4 = a.ddns.Status().NoIPv4
+	}
+	return o
+}

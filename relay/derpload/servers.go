@@ -1,0 +1,167 @@
+package derpload
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/homederp/homederp/relay"
+	"tailscale.com/tailcfg"
+)
+
+// Process is a DERP server started for a benchmark.
+type Process struct {
+	Target
+	cmd *exec.Cmd
+}
+
+// Stop ends the process.
+func (p *Process) Stop() {
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+}
+
+// Bench is a directory prepared so that both servers serve the same
+// certificate the same way: one self-signed ECDSA P-256 certificate for
+// 127.0.0.1 in derper's manual-mode naming, pinned by the clients.
+type Bench struct {
+	Dir  string
+	Pin  string // the DERP map CertName of the certificate
+	Logw io.Writer
+}
+
+// NewBench writes the shared certificate into dir/certs.
+func NewBench(dir string, logw io.Writer) (*Bench, error) {
+	tmp := filepath.Join(dir, "gen")
+	c, err := relay.LoadOrCreateSelfSigned(tmp, "127.0.0.1", time.Now())
+	if err != nil {
+		return nil, err
+	}
+	certDir := filepath.Join(dir, "certs")
+	if err := os.MkdirAll(certDir, 0700); err != nil {
+		return nil, err
+	}
+	crt, key := relay.ManualCertPaths(certDir, "127.0.0.1")
+	for _, cp := range [][2]string{
+		{filepath.Join(tmp, "self-signed-127.0.0.1.crt"), crt},
+		{filepath.Join(tmp, "self-signed-127.0.0.1.key"), key},
+	} {
+		b, err := os.ReadFile(cp[0])
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(cp[1], b, 0600); err != nil {
+			return nil, err
+		}
+	}
+	leaf, err := relay.Leaf(c)
+	if err != nil {
+		return nil, err
+	}
+	return &Bench{Dir: dir, Pin: certName(leaf.Raw), Logw: logw}, nil
+}
+
+// StartHomederp starts homederp's relayd binary in manual certificate
+// mode.
+func (b *Bench) StartHomederp(ctx context.Context, bin string) (*Process, error) {
+	return b.start(ctx, "homederp", bin, func(derpPort, stunPort int) []string {
+		return []string{
+			"-a", "127.0.0.1:" + strconv.Itoa(derpPort),
+			"-stun-port", strconv.Itoa(stunPort),
+			"-hostname", "127.0.0.1",
+			"-certmode", "manual",
+			"-certdir", filepath.Join(b.Dir, "certs"),
+			"-c", filepath.Join(b.Dir, "homederp.key"),
+		}
+	})
+}
+
+// StartDerper starts upstream derper in manual certificate mode.
+func (b *Bench) StartDerper(ctx context.Context, bin string) (*Process, error) {
+	return b.start(ctx, "derper", bin, func(derpPort, stunPort int) []string {
+		return []string{
+			"-a", "127.0.0.1:" + strconv.Itoa(derpPort),
+			"-http-port", "-1",
+			"-stun-port", strconv.Itoa(stunPort),
+			"-hostname", "127.0.0.1",
+			"-certmode", "manual",
+			"-certdir", filepath.Join(b.Dir, "certs"),
+			"-c", filepath.Join(b.Dir, "derper.key"),
+		}
+	})
+}
+
+func (b *Bench) start(ctx context.Context, name, bin string, args func(derpPort, stunPort int) []string) (*Process, error) {
+	derpPort, stunPort, err := freePorts()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args(derpPort, stunPort)...)
+	cmd.Stdout = b.Logw
+	cmd.Stderr = b.Logw
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &Process{cmd: cmd, Target: Target{
+		Name: name,
+		PID:  cmd.Process.Pid,
+		STUN: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(stunPort)),
+		Region: &tailcfg.DERPRegion{RegionID: 900, RegionCode: "bench", Nodes: []*tailcfg.DERPNode{{
+			Name: "900a", RegionID: 900, HostName: "127.0.0.1", IPv4: "127.0.0.1", IPv6: "none",
+			DERPPort: derpPort, STUNPort: stunPort, CertName: b.Pin,
+		}}},
+	}}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(derpPort))
+	for i := 0; ; i++ {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+		if err == nil {
+			conn.Close()
+			break
+		}
+		if i >= 200 || ctx.Err() != nil {
+			p.Stop()
+			return nil, fmt.Errorf("%s did not start serving on %s: %v", name, addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := STUNLoad(ctx, p.STUN, 1, 1, 200*time.Millisecond); err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("%s: STUN not answering: %w", name, err)
+	}
+	return p, nil
+}
+
+// freePorts finds a TCP port and a UDP port free on 127.0.0.1.
+func freePorts() (int, int, error) {
+	for i := 0; i < 20; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, 0, err
+		}
+		tp := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return 0, 0, err
+		}
+		up := pc.LocalAddr().(*net.UDPAddr).Port
+		pc.Close()
+		if tp != up {
+			return tp, up, nil
+		}
+	}
+	return 0, 0, errors.New("no free ports")
+}
+
+// certName is the DERP map's pin of a certificate.
+func certName(der []byte) string { return fmt.Sprintf("sha256-raw:%x", sha256.Sum256(der)) }

@@ -1,0 +1,158 @@
+package relay
+
+import (
+	"bufio"
+	"expvar"
+	"net"
+	"net/http"
+	"sync"
+
+	"tailscale.com/derp/derpserver"
+	"tailscale.com/metrics"
+)
+
+// A generation is one derpserver.Server behind the relay's listeners.
+//
+// derpserver reads its admission settings and mesh key without locks and
+// wants them set "before serving begins", so a change of either does not
+// poke the running server: the relay starts a new generation with the new
+// settings, routes new connections to it and retires the old one, which
+// disconnects its clients. They reconnect within a second or two and are
+// admitted under the new policy, so turning verify-clients on cannot leave
+// unverified clients connected. Everything else (rate limits, the mesh
+// list, certificates) changes in place without disconnecting anyone.
+type generation struct {
+	derp    *derpserver.Server
+	vars    *metrics.Set // derp.ExpVar, kept so Status can read it
+	handler http.Handler
+	policy  Policy // the Verify and MeshKey it was built with
+	mesh    *mesh
+
+	mu      sync.Mutex
+	retired bool
+	conns   map[net.Conn]bool // hijacked connections, closed on retire
+}
+
+func (s *Server) newGeneration(p Policy) *generation {
+	d := derpserver.New(s.priv, s.derpLogf)
+	v := p.Verify
+	switch v.Mode {
+	case VerifyTailscaled:
+		d.SetVerifyClient(true)
+		d.SetTailscaledSocketPath(v.TailscaledSocket)
+	case VerifyURL:
+		d.SetVerifyClientURL(v.URL)
+		d.SetVerifyClientURLFailOpen(v.URLFailOpen)
+	}
+	if p.MeshKey != "" {
+		// validate checked it already.
+		if err := d.SetMeshKey(p.MeshKey); err != nil {
+			s.logf("relay: mesh key: %v", err)
+		}
+	}
+	g := &generation{
+		derp:   d,
+		vars:   d.ExpVar(true).(*metrics.Set),
+		policy: p,
+		conns:  map[net.Conn]bool{},
+	}
+	g.handler = derpserver.AddWebSocketSupport(d, derpserver.Handler(d))
+	g.mesh = newMesh(d, s.logf)
+	return g
+}
+
+// sameServer reports whether p can run on g's derpserver.
+func (g *generation) sameServer(p Policy) bool {
+	return g.policy.Verify.normalized() == p.Verify.normalized() && g.policy.MeshKey == p.MeshKey
+}
+
+// retire stops g's mesh links and disconnects its clients.
+func (g *generation) retire() {
+	g.mu.Lock()
+	g.retired = true
+	conns := g.conns
+	g.conns = nil
+	g.mu.Unlock()
+	g.mesh.close()
+	for c := range conns {
+		c.Close()
+	}
+	g.derp.Close()
+}
+
+// ServeHTTP hands a /derp request to g's derpserver, noting the
+// connection it hijacks so that retire can close it. A request that
+// raced with retire gets its connection closed at once instead of
+// being served by a retired server; the client reconnects to the new
+// generation.
+func (g *generation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hw := &hijackNoter{ResponseWriter: w, g: g}
+	g.handler.ServeHTTP(hw, r)
+	if hw.conn != nil {
+		g.mu.Lock()
+		delete(g.conns, hw.conn)
+		g.mu.Unlock()
+	}
+}
+
+type hijackNoter struct {
+	http.ResponseWriter
+	g    *generation
+	conn net.Conn
+}
+
+func (h *hijackNoter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return c, brw, err
+	}
+	h.g.mu.Lock()
+	defer h.g.mu.Unlock()
+	if h.g.retired {
+		// The DERP handshake fails on the closed connection and the
+		// client retries.
+		c.Close()
+		return c, brw, nil
+	}
+	h.g.conns[c] = true
+	h.conn = c
+	return c, brw, nil
+}
+
+func (h *hijackNoter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// counters are the derpserver counters Status reports as totals since
+// the relay started, summed over generations.
+type counters struct {
+	bytesRecv, bytesSent int64
+}
+
+func (g *generation) counters() counters {
+	return counters{
+		bytesRecv: intVar(g.vars.Get("bytes_received")),
+		bytesSent: intVar(g.vars.Get("bytes_sent")),
+	}
+}
+
+func (c counters) add(o counters) counters {
+	return counters{c.bytesRecv + o.bytesRecv, c.bytesSent + o.bytesSent}
+}
+
+// intVar reads an integer expvar (an *expvar.Int or an expvar.Func
+// returning an integer); anything else reads as 0.
+func intVar(v expvar.Var) int64 {
+	switch v := v.(type) {
+	case *expvar.Int:
+		return v.Value()
+	case expvar.Func:
+		switch n := v().(type) {
+		case int:
+			return int64(n)
+		case int64:
+			return n
+		case uint64:
+			return int64(n)
+		}
+	}
+	return 0
+}

@@ -1,0 +1,173 @@
+package relay
+
+import (
+	"expvar"
+	"net/http"
+
+	"tailscale.com/metrics"
+	"tailscale.com/tsweb/varz"
+)
+
+// Status returns a snapshot of the relay for the web UI.
+func (s *Server) Status() Status {
+	s.mu.Lock()
+	p := s.policy
+	retired := s.retired
+	started := s.started
+	s.mu.Unlock()
+	g := s.gen.Load()
+
+	st := Status{
+		Hostname:              s.cfg.Hostname,
+		Started:               started,
+		VerifyMode:            string(p.Verify.normalized().Mode),
+		ClientRateBytesPerSec: p.ClientRate.BytesPerSec,
+		ClientRateBurstBytes:  p.ClientRate.BurstBytes,
+		AcceptPerSec:          p.AcceptRate.PerSec,
+		AcceptBurst:           p.AcceptRate.Burst,
+		ConnsAccepted:         s.accept.accepted.Load(),
+		ConnsRejected:         s.accept.rejected.Load(),
+	}
+	if s.derpLn != nil {
+		st.DERPAddr = s.derpLn.Addr().String()
+		for _, a := range s.STUNAddrs() {
+			st.STUNAddrs = append(st.STUNAddrs, a.String())
+		}
+		stun := readSTUNCounts().sub(s.stunBase)
+		st.STUNRequests = stun.success
+		st.STUNErrors = stun.notSTUN + stun.readErr + stun.writeErr
+	}
+
+	conns := intVar(g.vars.Get("gauge_current_connections"))
+	watchers := intVar(g.vars.Get("gauge_watchers"))
+	st.ClientsConnected = int(max(conns-watchers, 0))
+	c := retired.add(g.counters())
+	st.BytesReceived, st.BytesSent = c.bytesRecv, c.bytesSent
+	st.Refused, st.LastRefusal = s.refusals.stats()
+
+	if st.VerifyMode == string(VerifyTailscaled) {
+		ts := s.ts.get()
+		st.TailscaledState = ts.state
+		if ts.state == "" {
+			st.TailscaledState = "not checked yet"
+		}
+		st.TailscaledPeers = ts.peers
+		st.VerifyProblem = verifyProblem(p.Verify, ts)
+	}
+
+	if d, ok := s.CertSource().(CertDescriber); ok {
+		info := d.CertInfo()
+		st.CertMode, st.CertError = info.Mode, info.Error
+	}
+	if _, leaf, err := s.Certificate(); err != nil {
+		if st.CertError == "" {
+			st.CertError = "no certificate to serve: " + err.Error()
+		}
+	} else {
+		st.CertNotAfter = leaf.NotAfter
+		st.CertIssuer = issuerName(leaf)
+		st.CertPinned = IsSelfSigned(leaf)
+	}
+
+	st.Mesh = g.mesh.status()
+	for _, m := range st.Mesh {
+		if m.Connected {
+			st.MeshPeers++
+		}
+	}
+	if len(p.MeshWith) > 0 && p.MeshKey == "" {
+		st.MeshError = "mesh peers are listed but no mesh key is set; the mesh is off"
+	}
+	return st
+}
+
+// MetricsHandler serves the relay's metrics in Prometheus text format:
+// derpserver's counters (as derper's /debug/varz shows them, prefix
+// derp_), the STUN counters (stun_, global to the process as upstream
+// keeps them), derpserver's drop counters, and the relay's own
+// (homederp_relay_: refusals, accept limit, certificate expiry,
+// tailscaled and mesh state). It is meant for the LAN web UI; the public
+// DERP port has no metrics and no /debug/.
+//
+// Nothing is published to the global expvar registry, so several relays
+// can live in one process (as in tests).
+func (s *Server) MetricsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := s.Status()
+		own := new(metrics.Set)
+		gauge := func(name string, v int64) {
+			n := new(expvar.Int)
+			n.Set(v)
+			own.Set("gauge_"+name, n)
+		}
+		counter := func(name string, v int64) {
+			n := new(expvar.Int)
+			n.Set(v)
+			own.Set("counter_"+name, n)
+		}
+		counter("refused_clients", st.Refused)
+		counter("accept_limit_accepted", st.ConnsAccepted)
+		counter("accept_limit_rejected", st.ConnsRejected)
+		gauge("clients_connected", int64(st.ClientsConnected))
+		gauge("mesh_peers_connected", int64(st.MeshPeers))
+		gauge("mesh_peers_configured", int64(len(st.Mesh)))
+		if !st.CertNotAfter.IsZero() {
+			gauge("cert_not_after_seconds", st.CertNotAfter.Unix())
+		}
+		gauge("cert_error", boolInt(st.CertError != ""))
+		if st.VerifyMode == string(VerifyTailscaled) {
+			gauge("tailscaled_running", boolInt(st.TailscaledState == "Running"))
+			gauge("tailscaled_peers", int64(st.TailscaledPeers))
+		}
+		gauge("client_rate_bytes_per_second", st.ClientRateBytesPerSec)
+
+		vars := []expvar.KeyValue{
+			{Key: "derp", Value: s.gen.Load().vars},
+			{Key: "homederp_relay", Value: own},
+		}
+		for _, name := range []string{"stun", "derp_packets_dropped", "derp_bytes_dropped", "derp_websocket_accepts"} {
+			if v := expvar.Get(name); v != nil {
+				vars = append(vars, expvar.KeyValue{Key: name, Value: v})
+			}
+		}
+		varz.ExpvarDoHandler(func(f func(expvar.KeyValue)) {
+			for _, kv := range vars {
+				f(kv)
+			}
+		})(w, r)
+	})
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// stunCounts are upstream stunserver's process-global counters.
+type stunCounts struct {
+	success, notSTUN, readErr, writeErr int64
+}
+
+func readSTUNCounts() stunCounts {
+	set, ok := expvar.Get("stun").(*metrics.Set)
+	if !ok {
+		return stunCounts{}
+	}
+	lm, ok := set.Get("counter_requests").(*metrics.LabelMap)
+	if !ok {
+		return stunCounts{}
+	}
+	get := func(k string) int64 {
+		if v, ok := lm.Map.Get(k).(*expvar.Int); ok {
+			return v.Value()
+		}
+		return 0
+	}
+	return stunCounts{get("success"), get("not_stun"), get("read_error"), get("write_error")}
+}
+
+func (a stunCounts) sub(b stunCounts) stunCounts {
+	return stunCounts{a.success - b.success, a.notSTUN - b.notSTUN, a.readErr - b.readErr, a.writeErr - b.writeErr}
+}
