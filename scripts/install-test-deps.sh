@@ -16,5 +16,12 @@ if [ "$(id -u)" != 0 ]; then
 	sudo="sudo"
 fi
 echo "installing test dependencies: ${missing[*]}"
+# Packages of another architecture (name:arch) need dpkg to know it.
+for p in "${missing[@]}"; do
+	arch="${p#*:}"
+	if [ "$arch" != "$p" ] && [ "$arch" != "$(dpkg --print-architecture)" ] && ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+		$sudo dpkg --add-architecture "$arch"
+	fi
+done
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/homederp/homederp/appliance/config"
@@ -59,11 +60,22 @@ func TestBrowserSetup(t *testing.T) {
 	ctx := newBrowser(t, chromium)
 	shot := func(name string) chromedp.Action {
 		return chromedp.ActionFunc(func(ctx context.Context) error {
+			// A form submit may still be swapping the document when the
+			// awaited text shows up; a screenshot then sees a page of width
+			// 0. Wait for a laid-out, loaded page and retry a few times.
+			ready := waitJS(`document.readyState === "complete" && document.documentElement.clientWidth > 0`, "a loaded page to screenshot")
 			var png []byte
-			if err := chromedp.FullScreenshot(&png, 100).Do(ctx); err != nil {
-				return err
+			var err error
+			for try := 0; try < 5; try++ {
+				if err = ready.Do(ctx); err != nil {
+					return err
+				}
+				if err = chromedp.FullScreenshot(&png, 100).Do(ctx); err == nil {
+					return os.WriteFile(filepath.Join(shots, name+".png"), png, 0644)
+				}
+				time.Sleep(200 * time.Millisecond)
 			}
-			return os.WriteFile(filepath.Join(shots, name+".png"), png, 0644)
+			return fmt.Errorf("screenshot %s: %w", name, err)
 		})
 	}
 	run := func(what string, actions ...chromedp.Action) {
