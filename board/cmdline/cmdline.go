@@ -1,0 +1,95 @@
+// Package cmdline renders the small text files on a gokrazy boot
+// partition whose bytes matter: the kernel command line (cmdline.txt), the
+// systemd-boot entry that repeats it, and the Raspberry Pi's config.txt.
+//
+// The command line's layout is what gokrazy's update handlers expect:
+//
+//	console=tty1 console=<serial> <kernel package args> <extra args><64 spaces>
+//
+// with the kernel package's root=/dev/sda2 (or /dev/mmcblk0p2) replaced by
+// root=PARTUUID=<GUID of partition 1>/PARTNROFF=1, so the kernel mounts
+// partition 1+1 of whatever disk carries that GUID. On /update/switch the
+// device rewrites root= in place, in cmdline.txt and in the loader entry,
+// with a string of equal length (PARTNROFF=1 ↔ 2); the 64 spaces give room
+// if a later form is longer. There is no trailing newline: gokrazy's
+// testboot inserts its flag before a newline, and the loader entry must not
+// gain one on its title or linux lines.
+package cmdline
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Padding is the number of spaces after the command line.
+const Padding = 64
+
+var rootRe = regexp.MustCompile(`root=/dev/(?:sda|mmcblk0p)2\b`)
+
+// Options are the inputs of the command line.
+type Options struct {
+	// KernelArgs is the kernel package's cmdline.txt, e.g.
+	// "root=/dev/sda2 ro init=/gokrazy/init panic=10 oops=panic".
+	KernelArgs string
+	// SerialConsole is the config's SerialConsole, e.g. "ttyS0,115200";
+	// "disabled" or "off" means no serial console.
+	SerialConsole string
+	// ExtraArgs are the config's KernelExtraArgs.
+	ExtraArgs []string
+	// RootPARTUUID is the GUID of partition 1, e.g.
+	// "60c24cc1-f3f9-427a-8199-4f9f2cab0001".
+	RootPARTUUID string
+}
+
+// Cmdline returns the padded kernel command line.
+func Cmdline(o Options) (string, error) {
+	var parts []string
+	parts = append(parts, "console=tty1")
+	switch o.SerialConsole {
+	case "disabled", "off":
+	case "", "UART0":
+		parts = append(parts, "console=serial0,115200")
+	default:
+		parts = append(parts, "console="+o.SerialConsole)
+	}
+	args := strings.Join(strings.Fields(o.KernelArgs), " ")
+	if args != "" {
+		parts = append(parts, args)
+	}
+	parts = append(parts, o.ExtraArgs...)
+	line := strings.Join(parts, " ")
+	if !rootRe.MatchString(line) {
+		return "", fmt.Errorf("kernel command line %q has no root=/dev/sda2 or root=/dev/mmcblk0p2 to replace", line)
+	}
+	if o.RootPARTUUID == "" {
+		return "", fmt.Errorf("no PARTUUID for the root")
+	}
+	line = rootRe.ReplaceAllLiteralString(line, "root=PARTUUID="+strings.ToLower(o.RootPARTUUID)+"/PARTNROFF=1")
+	if strings.Contains(line, "\n") {
+		return "", fmt.Errorf("kernel command line contains a newline")
+	}
+	return line + strings.Repeat(" ", Padding), nil
+}
+
+// LoaderEntry returns loader/entries/gokrazy.conf for systemd-boot: the
+// kernel at /vmlinuz with the same padded command line, which the device
+// rewrites together with cmdline.txt.
+func LoaderEntry(cmdline string) string {
+	return "title homederp\nlinux /vmlinuz\noptions " + cmdline
+}
+
+// ConfigTxt returns the Raspberry Pi firmware's config.txt: the kernel
+// package's, with the UART enabled unless the serial console is off, and
+// the config's extra lines appended.
+func ConfigTxt(kernelConfig, serialConsole string, extraLines []string) string {
+	s := kernelConfig
+	if serialConsole != "off" {
+		s = strings.ReplaceAll(s, "enable_uart=0", "enable_uart=1")
+	}
+	s = strings.TrimRight(s, "\n") + "\n"
+	for _, l := range extraLines {
+		s += l + "\n"
+	}
+	return s
+}
