@@ -34,7 +34,7 @@ type app struct {
 	webui *webuiService
 	errc  chan error // a service that stopped on its own
 
-	mu sync.Mutex
+	mu sync.Mutex // serialises writeDERPMap
 }
 
 func start(opts options, logf logger.Logf) (*app, error) {
@@ -114,6 +114,12 @@ func (a *app) derpMapPath() string { return filepath.Join(a.opts.stateDir, "derp
 // writeDERPMap keeps a copy of the map in the state directory, where a
 // newcomer (or a script) can pick it up.
 func (a *app) writeDERPMap() error {
+	// Rendering and writing happen under one lock: the map is rewritten
+	// from several goroutines (config changes, ddns, the ACME manager
+	// when the trusted certificate arrives), and a render made before a
+	// change must not land on disk after the render made after it.
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	b, err := a.derpMapJSON()
 	if err != nil {
 		return fmt.Errorf("rendering the DERP map: %w", err)

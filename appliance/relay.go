@@ -15,6 +15,7 @@ import (
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/appliance/derpmap"
 	"github.com/homederp/homederp/relay"
+	"github.com/homederp/homederp/relay/acmedns"
 )
 
 // manualCertPoll is how often the manual certificate files are checked
@@ -29,11 +30,14 @@ const manualCertPoll = 5 * time.Second
 type relayService struct {
 	a *app
 
-	// acmeSource, when set by the ACME DNS-01 service, supplies the
-	// certificate for cert mode acme-dns (certmagic's GetCertificate,
-	// ideally also a relay.CertDescriber). Until then that mode serves
-	// the self-signed certificate and says so in the status.
-	acmeSource func(config.Config) (relay.CertSource, error)
+	// acmeSource supplies the certificate for cert mode acme-dns: an
+	// acmedns.Manager (startACME) serving fallback, the self-signed
+	// certificate, until the CA's is there; stop ends it. If it fails to
+	// start, the mode serves the self-signed certificate and says why.
+	acmeSource func(c config.Config, fallback relay.CertSource) (src relay.CertSource, stop context.CancelFunc, err error)
+	// acmeTweak adjusts the ACME manager's configuration; tests point it
+	// at their CA (trusted roots, faster retries).
+	acmeTweak func(*acmedns.Config)
 
 	mu         sync.Mutex
 	srv        *relay.Server
@@ -55,15 +59,20 @@ type certSettings struct {
 	hostname string
 	mode     config.CertMode
 	acmeCA   string
+	acme     acmeSettings // the rest of what mode acme-dns depends on
 }
 
-func newRelayService(a *app) *relayService { return &relayService{a: a} }
+func newRelayService(a *app) *relayService {
+	rs := &relayService{a: a}
+	rs.acmeSource = rs.startACME
+	return rs
+}
 
 func (rs *relayService) certDir() string { return filepath.Join(rs.a.opts.stateDir, "certs") }
 
 func (rs *relayService) apply(c config.Config) error {
 	listen := listenSettings{hostname(c), c.Relay.DERPPort, c.Relay.STUNPort}
-	certs := certSettings{hostname(c), c.Cert.Mode, c.Cert.ACMECA}
+	certs := certSettings{hostname(c), c.Cert.Mode, c.Cert.ACMECA, rs.acmeSettings(c)}
 	policy, meshErr := rs.policy(c)
 
 	rs.mu.Lock()
@@ -151,14 +160,11 @@ func (rs *relayService) certSource(c config.Config) (src relay.CertSource, stop 
 		go m.Run(ctx, manualCertPoll)
 		return m, cancel, nil
 	case config.CertACMEDNS:
-		if rs.acmeSource != nil {
-			src, err := rs.acmeSource(c)
-			if err == nil {
-				return src, noop, nil
-			}
-			return fallbackCert{selfSigned, relay.CertInfo{Mode: string(c.Cert.Mode), Error: fmt.Sprintf("ACME DNS-01: %v; serving the self-signed certificate meanwhile", err)}}, noop, nil
+		src, stop, err := rs.acmeSource(c, selfSigned)
+		if err == nil {
+			return src, stop, nil
 		}
-		return fallbackCert{selfSigned, relay.CertInfo{Mode: string(c.Cert.Mode), Error: "ACME DNS-01 certificates are not available in this build; serving the self-signed certificate"}}, noop, nil
+		return fallbackCert{selfSigned, relay.CertInfo{Mode: string(c.Cert.Mode), Error: fmt.Sprintf("ACME DNS-01: %v; serving the self-signed certificate meanwhile (the DERP map pins it)", err)}}, noop, nil
 	default:
 		return selfSigned, noop, nil
 	}

@@ -39,6 +39,10 @@ type CertInfo struct {
 	// not the one being served (the previous one stays in use), e.g.
 	// "derp.example.com.crt and .key do not belong together"; "" if fine.
 	Error string
+	// Pin says clients cannot verify the served certificate through a CA
+	// they trust although it is not self-signed (a Let's Encrypt staging
+	// certificate), so the DERP map must pin it too.
+	Pin bool
 }
 
 // StaticCert is a CertSource that always returns the same certificate,
@@ -117,13 +121,21 @@ func (s *Server) Certificate() (*tls.Certificate, *x509.Certificate, error) {
 // pin it (the DERP map's "CertName": "sha256-raw:<hex>"), or nil when
 // clients can verify it through a CA. A self-signed certificate (issuer
 // equals subject, as tlsdial judges it) is pinned whatever its source,
-// so a self-signed manual pair works too.
+// so a self-signed manual pair works too; so is any certificate whose
+// source says so (CertInfo.Pin).
 func (s *Server) PinnedCert() []byte {
 	_, leaf, err := s.Certificate()
-	if err != nil || !IsSelfSigned(leaf) {
+	if err != nil || !IsSelfSigned(leaf) && !s.sourcePins() {
 		return nil
 	}
 	return leaf.Raw
+}
+
+// sourcePins reports whether the certificate source asks for its
+// certificate to be pinned (CertInfo.Pin).
+func (s *Server) sourcePins() bool {
+	d, ok := s.CertSource().(CertDescriber)
+	return ok && d.CertInfo().Pin
 }
 
 // IsSelfSigned reports whether clients cannot verify c through a CA and

@@ -55,9 +55,10 @@ func (s *Server) Status() Status {
 		st.VerifyProblem = verifyProblem(p.Verify, ts)
 	}
 
+	pin := false
 	if d, ok := s.CertSource().(CertDescriber); ok {
 		info := d.CertInfo()
-		st.CertMode, st.CertError = info.Mode, info.Error
+		st.CertMode, st.CertError, pin = info.Mode, info.Error, info.Pin
 	}
 	if _, leaf, err := s.Certificate(); err != nil {
 		if st.CertError == "" {
@@ -66,7 +67,7 @@ func (s *Server) Status() Status {
 	} else {
 		st.CertNotAfter = leaf.NotAfter
 		st.CertIssuer = issuerName(leaf)
-		st.CertPinned = IsSelfSigned(leaf)
+		st.CertPinned = IsSelfSigned(leaf) || pin
 	}
 
 	st.Mesh = g.mesh.status()

@@ -26,7 +26,7 @@ type Status struct {
 	CertNotAfter time.Time // expiry of the served certificate
 	CertIssuer   string    // e.g. "homederp self-signed", "(STAGING) Let's Encrypt"
 	CertError    string    // why the wanted certificate is not served, in plain words; "" if fine
-	CertPinned   bool      // the DERP map must pin the certificate (it is self-signed)
+	CertPinned   bool      // the DERP map must pin the certificate (self-signed, or the source says so)
 
 	// Verify describes client admission.
 	VerifyMode string // "off", "tailscaled" or "url"
