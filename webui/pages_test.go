@@ -142,6 +142,13 @@ func TestStatusWarnings(t *testing.T) {
 			tn.Peers = 0
 		}, "ACLs must let it see every client"},
 		{"logged out without verify", func(_ *config.Config, _ *relay.Status, _ *ddns.Status, tn *tailnetView) { tn.State = "NeedsLogin" }, "tailscaled is logged out, so verify-clients cannot be on"},
+		{"trusted certificate pending", func(c *config.Config, r *relay.Status, _ *ddns.Status, _ *tailnetView) {
+			c.Cert.Mode = config.CertACMEDNS
+			r.CertPinned = true
+		}, "paste the new map then"},
+		{"trusted certificate served", func(c *config.Config, _ *relay.Status, _ *ddns.Status, _ *tailnetView) {
+			c.Cert.Mode = config.CertACMEDNS
+		}, ""},
 		{"mesh", func(_ *config.Config, r *relay.Status, _ *ddns.Status, _ *tailnetView) { r.MeshError = "no mesh key" }, "Mesh: no mesh key"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -170,6 +170,9 @@ func warnings(c config.Config, rs *relay.Status, ds *ddns.Status, tn tailnetView
 		if rs.VerifyProblem != "" {
 			add("Client verification: %s", rs.VerifyProblem)
 		}
+		if c.Cert.Mode == config.CertACMEDNS && rs.CertPinned && c.Cert.ACMECA != "staging" {
+			add("The trusted certificate is not in place yet, so the relay serves its self-signed one and the map pins it. When the trusted certificate arrives the map changes (no pin): paste the new map then. headscale with derp.urls picks it up by itself.")
+		}
 		if rs.MeshError != "" {
 			add("Mesh: %s", rs.MeshError)
 		}
