@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,6 +19,7 @@ import (
 	"github.com/gokrazy/gokrazy"
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/internal/statefile"
+	"github.com/homederp/homederp/relay"
 	"github.com/homederp/homederp/webui"
 	"tailscale.com/client/local"
 )
@@ -61,7 +63,10 @@ func (a *app) startWebUI() error {
 		Tailscaled:         tailscaledClient,
 		LANAddrs:           lanAddrs,
 		Logs:               a.opts.logs,
-		CertDir:            filepath.Join(a.opts.stateDir, "certs"),
+		CertDir:            a.relay.certDir(),
+		InstallManualCert: func(c config.Config, crtPEM, keyPEM []byte) (*x509.Certificate, error) {
+			return relay.InstallManualPair(a.relay.certDir(), hostname(c), crtPEM, keyPEM, time.Now())
+		},
 	})
 	if err != nil {
 		return err

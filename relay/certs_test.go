@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -222,3 +223,48 @@ func TestSetCertSourceKeepsClients(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+func TestInstallManualPair(t *testing.T) {
+	now := time.Now()
+	ca := newTestCA(t)
+	good, goodKey := ca.issue(t, "derp.example.com", now.Add(-time.Hour), now.Add(24*time.Hour))
+	other, otherKey := ca.issue(t, "other.example.com", now.Add(-time.Hour), now.Add(24*time.Hour))
+	expired, expiredKey := ca.issue(t, "derp.example.com", now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+
+	dir := t.TempDir()
+	if _, err := InstallManualPair(dir, "derp.example.com", good, goodKey, now); err != nil {
+		t.Fatalf("InstallManualPair(good pair): %v", err)
+	}
+	crt, key := ManualCertPaths(dir, "derp.example.com")
+	if fi, err := os.Stat(key); err != nil || fi.Mode().Perm() != 0600 {
+		t.Errorf("key file: %v, %v; want mode 0600", fi, err)
+	}
+	m := NewManualCerts(dir, "derp.example.com", nil, t.Logf, nil)
+	if err := m.Reload(); err != nil {
+		t.Fatalf("the installed pair does not load: %v", err)
+	}
+
+	for _, tt := range []struct {
+		name     string
+		crt, key []byte
+		want     string
+	}{
+		{"key of another certificate", good, otherKey, "not a usable certificate and key pair"},
+		{"wrong name", other, otherKey, "not for derp.example.com"},
+		{"expired", expired, expiredKey, "expired"},
+		{"garbage", []byte("hello"), []byte("world"), "not a usable"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := InstallManualPair(dir, "derp.example.com", tt.crt, tt.key, now)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("InstallManualPair: got %v, want an error containing %q", err, tt.want)
+			}
+			if got, _ := os.ReadFile(crt); !bytes.Equal(got, good) {
+				t.Error("a refused pair replaced the certificate on disk")
+			}
+			if got, _ := os.ReadFile(key); !bytes.Equal(got, goodKey) {
+				t.Error("a refused pair replaced the key on disk")
+			}
+		})
+	}
+}

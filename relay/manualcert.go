@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/homederp/homederp/internal/statefile"
 	"tailscale.com/types/logger"
 )
 
@@ -163,19 +165,57 @@ func (m *ManualCerts) load(stamp [2]fileStamp) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
+	c, err := parsePair(crtPEM, keyPEM, m.hostname, m.now())
+	if err != nil {
+		return nil, fmt.Errorf("%s and %s: %w", filepath.Base(m.crtPath), filepath.Base(m.keyPath), err)
+	}
+	return c, nil
+}
+
+// parsePair checks that a PEM certificate (with its chain) and key belong
+// together and can serve hostname at now.
+func parsePair(crtPEM, keyPEM []byte, hostname string, now time.Time) (*tls.Certificate, error) {
 	c, err := tls.X509KeyPair(crtPEM, keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("%s and %s are not a usable certificate and key pair: %w", filepath.Base(m.crtPath), filepath.Base(m.keyPath), err)
+		return nil, fmt.Errorf("not a usable certificate and key pair: %w", err)
 	}
 	if c.Leaf == nil {
 		if c.Leaf, err = Leaf(&c); err != nil {
-			return nil, fmt.Errorf("%s: %w", m.crtPath, err)
+			return nil, err
 		}
 	}
-	if err := checkLeaf(c.Leaf, m.hostname, m.now()); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Base(m.crtPath), err)
+	if err := checkLeaf(c.Leaf, hostname, now); err != nil {
+		return nil, err
 	}
 	return &c, nil
+}
+
+// InstallManualPair checks a certificate and key the user supplies (e.g.
+// pasted into the web UI) and, only if they can serve hostname, writes
+// them where ManualCerts reads them: the key 0600, both atomically. A bad
+// pair is refused with the reason and the files on disk stay as they are.
+// The running relay picks the new pair up at its next reload.
+func InstallManualPair(dir, hostname string, crtPEM, keyPEM []byte, now time.Time) (*x509.Certificate, error) {
+	if len(crtPEM) > maxPEMSize || len(keyPEM) > maxPEMSize {
+		return nil, fmt.Errorf("larger than %d bytes; that is not a certificate or key", maxPEMSize)
+	}
+	c, err := parsePair(crtPEM, keyPEM, hostname, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0700); err != nil {
+		return nil, err
+	}
+	crt, key := ManualCertPaths(dir, hostname)
+	// The key first: a reload between the two writes sees a mismatched
+	// pair, refuses it and keeps serving the old one until the next poll.
+	if err := statefile.Write(key, keyPEM, 0600); err != nil {
+		return nil, err
+	}
+	if err := statefile.Write(crt, crtPEM, 0644); err != nil {
+		return nil, err
+	}
+	return c.Leaf, nil
 }
 
 func readLimited(path string) ([]byte, error) {

@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"embed"
 	"encoding/hex"
 	"encoding/json"
@@ -79,6 +80,12 @@ type Options struct {
 	Logs *LogRing
 	// CertDir is where manual certificates go, e.g. "/perm/homederp/certs".
 	CertDir string
+	// InstallManualCert checks a certificate (with its chain) and key
+	// pasted into the setup page and stores them for manual mode, e.g.
+	// relay.InstallManualPair. It refuses a pair that cannot serve the
+	// configured hostname, leaving the stored one as it was. nil hides
+	// the form.
+	InstallManualCert func(c config.Config, crtPEM, keyPEM []byte) (*x509.Certificate, error)
 }
 
 // Server is the web UI's http.Handler.
@@ -139,6 +146,7 @@ func (s *Server) routes() {
 	m.Handle("POST /setup/ports", s.post(s.savePorts))
 	m.Handle("POST /setup/region", s.post(s.saveRegion))
 	m.Handle("POST /setup/cert", s.post(s.saveCert))
+	m.Handle("POST /setup/certfiles", s.post(s.installCert))
 	m.Handle("POST /setup/tailnet", s.post(s.tailnetLogin))
 	m.Handle("POST /setup/tailnet/logout", s.post(s.tailnetLogout))
 	m.Handle("POST /setup/verify", s.post(s.saveVerify))

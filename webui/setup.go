@@ -30,7 +30,7 @@ var steps = map[string][]string{
 		"ddns.rfc2136.zone", "ddns.rfc2136.key_name", "ddns.rfc2136.key_algorithm", "secret"},
 	"ports":   {"relay.derp_port", "relay.stun_port"},
 	"region":  {"region.id", "region.code", "region.name", "region.node_name"},
-	"cert":    {"cert.mode", "cert.acme_ca", "cert.acme_email"},
+	"cert":    {"cert.mode", "cert.acme_ca", "cert.acme_email", "cert.pem", "cert.key"},
 	"tailnet": {"tailnet.control_url", "auth_key"},
 	"verify":  {"relay.verify_clients", "relay.verify_client_url"},
 }
@@ -49,6 +49,7 @@ type setupView struct {
 	RegionNotes  []derpmap.Finding   `json:"region_notes,omitempty"`
 	Tailnet      tailnetView         `json:"tailnet"`
 	CertDir      string              `json:"cert_dir,omitempty"`
+	CertUpload   bool                `json:"-"`           // the manual-certificate form is shown
 	DNSChecker   bool                `json:"dns_checker"` // tokens are checked on save
 	ACMECAs      []string            `json:"-"`
 	TSIGAlgs     []string            `json:"-"`
@@ -107,6 +108,7 @@ func (s *Server) renderSetup(w http.ResponseWriter, r *http.Request, u *user, st
 		Forward:      s.forward(c),
 		RegionNotes:  derpmap.RegionIDFindings(c.Region.ID),
 		CertDir:      s.o.CertDir,
+		CertUpload:   s.o.InstallManualCert != nil,
 		DNSChecker:   s.o.CheckDNSCredential != nil,
 		ACMECAs:      []string{"production", "staging"},
 		TSIGAlgs:     []string{"hmac-sha256.", "hmac-sha512.", "hmac-sha384.", "hmac-sha224.", "hmac-sha1."},
@@ -385,4 +387,37 @@ func (s *Server) saveCert(w http.ResponseWriter, r *http.Request, u *user) {
 	if s.save(w, r, u, "cert", c, fieldErrs{}) {
 		s.done(w, r, u, "cert", "Saved the certificate mode %s.", c.Cert.Mode)
 	}
+}
+
+// installCert stores a certificate and key pasted for manual mode. The
+// key is a secret: it is never shown again, not even after a mistake.
+func (s *Server) installCert(w http.ResponseWriter, r *http.Request, u *user) {
+	c := s.o.Store.Config()
+	errs := fieldErrs{}
+	crtPEM := strings.TrimSpace(r.PostForm.Get("cert.pem"))
+	keyPEM := strings.TrimSpace(r.PostForm.Get("cert.key"))
+	switch {
+	case s.o.InstallManualCert == nil:
+		errs.add("cert.pem", "This box cannot take a certificate here.")
+	case crtPEM == "":
+		errs.add("cert.pem", "Paste the certificate (PEM, with its chain), starting with -----BEGIN CERTIFICATE-----.")
+	case keyPEM == "":
+		errs.add("cert.key", "Paste the private key (PEM), starting with -----BEGIN … PRIVATE KEY-----.")
+	}
+	if len(errs) == 0 {
+		leaf, err := s.o.InstallManualCert(c, []byte(crtPEM+"\n"), []byte(keyPEM+"\n"))
+		if err != nil {
+			errs.add("cert.pem", "Not installed: "+scrub(err.Error(), keyPEM)+". The certificate in use stays.")
+		} else {
+			msg := "Installed the certificate for %s, valid until %s."
+			if c.Cert.Mode != config.CertManual {
+				msg += " Choose Manual above to serve it."
+			} else {
+				msg += " The relay serves it within seconds, without dropping clients."
+			}
+			s.done(w, r, u, "cert", msg, c.Hostname, leaf.NotAfter.UTC().Format(time.DateOnly))
+			return
+		}
+	}
+	s.failSetup(w, r, u, "cert", c, errs)
 }
