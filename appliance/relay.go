@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -46,6 +47,7 @@ type relayService struct {
 	stopCerts  context.CancelFunc // stops the manual certificate poller
 	meshErr    string             // a mesh problem the relay cannot see (a bad mesh key)
 	certSrcErr string             // why the wanted certificate source could not be set up
+	startErr   string             // why the relay is not running, after a failed start
 }
 
 // listenSettings are the config fields that need new listeners.
@@ -110,6 +112,22 @@ func (rs *relayService) apply(c config.Config) error {
 		rs.srv.Close()
 		rs.srv = nil
 	}
+	srv, err := rs.start(listen, hosts, stunAddrs, src, policy)
+	if err != nil {
+		stop()
+		// The saved configuration stands (the map follows it); say
+		// plainly that the relay is down and why, until a new
+		// configuration starts it.
+		rs.startErr = err.Error()
+		return err
+	}
+	rs.startErr = ""
+	rs.replaceCertPoller(stop)
+	rs.srv, rs.listen, rs.certs = srv, listen, certs
+	return nil
+}
+
+func (rs *relayService) start(listen listenSettings, hosts, stunAddrs []string, src relay.CertSource, policy relay.Policy) (*relay.Server, error) {
 	srv, err := relay.New(relay.Config{
 		Hostname:  listen.hostname,
 		DERPAddr:  net.JoinHostPort(hosts[0], strconv.Itoa(listen.derpPort)),
@@ -120,21 +138,17 @@ func (rs *relayService) apply(c config.Config) error {
 		Policy:    policy,
 	}, rs.a.logf)
 	if err != nil {
-		stop()
-		return err
+		return nil, err
 	}
 	if err := srv.Start(); err != nil {
-		stop()
-		return err
+		return nil, err
 	}
 	go func() {
 		if err, ok := <-srv.Err(); ok {
 			rs.a.errc <- err
 		}
 	}()
-	rs.replaceCertPoller(stop)
-	rs.srv, rs.listen, rs.certs = srv, listen, certs
-	return nil
+	return srv, nil
 }
 
 func (rs *relayService) replaceCertPoller(stop context.CancelFunc) {
@@ -248,10 +262,10 @@ func (rs *relayService) mapOptions() derpmap.Options {
 // status is the relay's status for the web UI.
 func (rs *relayService) status() relay.Status {
 	rs.mu.Lock()
-	srv, meshErr := rs.srv, rs.meshErr
+	srv, meshErr, startErr := rs.srv, rs.meshErr, rs.startErr
 	rs.mu.Unlock()
 	if srv == nil {
-		return relay.Status{CertError: "the relay is not running"}
+		return relay.Status{Error: "the relay is not running: " + cmp.Or(startErr, "not started yet")}
 	}
 	st := srv.Status()
 	if meshErr != "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -165,4 +166,37 @@ func copyFile(t *testing.T, from, to string) {
 	if err := os.WriteFile(to, b, 0600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRelayPortTaken saves a DERP port something else holds: the relay
+// cannot start, says why in its status, and comes back with the next
+// configuration that works.
+func TestRelayPortTaken(t *testing.T) {
+	a, err := start(options{dev: true, stateDir: t.TempDir(), derpPort: freePort(t), stunPort: freePort(t)}, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	good := a.store.Config()
+	c := good
+	c.Relay.DERPPort = taken.Addr().(*net.TCPAddr).Port
+	if err := a.store.Save(c); err != nil {
+		t.Fatal(err)
+	}
+	st := a.relay.status()
+	if !strings.Contains(st.Error, "the relay is not running") || !strings.Contains(st.Error, "address already in use") {
+		t.Errorf("status with the port taken: Error %q, want why the relay is down", st.Error)
+	}
+	if err := a.store.Save(good); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.relay.status(); st.Error != "" {
+		t.Errorf("status after a working configuration: Error %q", st.Error)
+	}
+	relaytest.Exchange(t, relaytest.Connect(t, a.region(t)), relaytest.Connect(t, a.region(t)))
 }

@@ -10,6 +10,10 @@ type Status struct {
 	STUNAddrs []string // bound listeners, e.g. ["[::]:3478"]
 	Started   time.Time
 
+	// Error says why the relay is not serving at all (e.g. a port it
+	// cannot bind); "" while it serves.
+	Error string
+
 	ClientsConnected int   // DERP clients connected now (mesh peers excluded)
 	MeshPeers        int   // mesh peers connected now (outgoing watch links that are up)
 	BytesReceived    int64 // DERP payload bytes received since start

@@ -164,6 +164,9 @@ func warnings(c config.Config, rs *relay.Status, ds *ddns.Status, tn tailnetView
 		}
 	}
 	if rs != nil {
+		if rs.Error != "" {
+			add("Relay: %s. Clients cannot use it; change the setting that fails (Setup).", rs.Error)
+		}
 		if rs.CertError != "" {
 			add("Certificate: %s", rs.CertError)
 		}

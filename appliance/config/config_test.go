@@ -58,6 +58,7 @@ func TestValidate(t *testing.T) {
 		{"DERP port too big", func(c *Config) { c.Relay.DERPPort = 70000 }, "relay.derp_port", "not a port number"},
 		{"STUN port negative", func(c *Config) { c.Relay.STUNPort = -1 }, "relay.stun_port", "not a port number"},
 		{"DERP on 80", func(c *Config) { c.Relay.DERPPort = 80 }, "relay.derp_port", "web interface"},
+		{"DERP on gokrazy's port", func(c *Config) { c.Relay.DERPPort = 8080 }, "relay.derp_port", "gokrazy's own web interface"},
 		{"port clash", func(c *Config) { c.Relay.STUNPort = 12345 }, "relay.stun_port", "both use port 12345"},
 		{"unknown cert mode", func(c *Config) { c.Cert.Mode = "letsencrypt" }, "cert.mode", `unknown certificate mode "letsencrypt"`},
 		{"acme without provider", func(c *Config) { c.Cert.Mode = CertACMEDNS }, "cert.mode", "needs a DNS provider"},

@@ -53,8 +53,11 @@ func defaultRelay() Relay {
 func (r Relay) validate(errs *Errors) {
 	checkPort(errs, "relay.derp_port", r.DERPPort)
 	checkPort(errs, "relay.stun_port", r.STUNPort)
-	if r.DERPPort == 80 {
+	switch r.DERPPort {
+	case 80:
 		errs.add("relay.derp_port", "port 80 belongs to the box's web interface; choose another DERP port (12345 is the usual choice)")
+	case 8080, 8443:
+		errs.add("relay.derp_port", fmt.Sprintf("port %d belongs to gokrazy's own web interface and update API on the box; choose another DERP port (12345 is the usual choice)", r.DERPPort))
 	}
 	if r.VerifyClients && r.VerifyClientURL != "" {
 		errs.add("relay.verify_client_url", "choose either verify_clients (the box's tailscaled) or a verify URL, not both")
