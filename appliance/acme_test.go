@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,11 +12,8 @@ import (
 	"time"
 
 	"github.com/homederp/homederp/appliance/config"
-	"github.com/homederp/homederp/ddns"
-	"github.com/homederp/homederp/ddns/authdns"
-	"github.com/homederp/homederp/ddns/ddnstest"
-	"github.com/homederp/homederp/ddns/detect"
 	"github.com/homederp/homederp/internal/bindtest"
+	"github.com/homederp/homederp/internal/devbox"
 	"github.com/homederp/homederp/internal/pebbletest"
 	"github.com/homederp/homederp/internal/testenv"
 	"github.com/homederp/homederp/relay/acmedns"
@@ -56,7 +52,7 @@ func TestACMEDNSMode(t *testing.T) {
 	ca := pebbletest.Start(t, pebbletest.Options{DNSServer: bind.Addr.String(), Logf: logf})
 
 	dir := t.TempDir()
-	a, err := start(options{dev: true, stateDir: dir, derpPort: freePort(t), stunPort: freePort(t), webuiAddr: "127.0.0.1:0"}, logf)
+	a, err := start(options{dev: true, stateDir: dir, derpPort: devbox.FreePort(t), stunPort: devbox.FreePort(t), webuiAddr: "127.0.0.1:0"}, logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,24 +64,7 @@ func TestACMEDNSMode(t *testing.T) {
 		c.CheckInterval = 100 * time.Millisecond
 	}
 	// ddns runs too (same provider): keep its detection on loopback.
-	stun1, stun2 := ddnstest.StartSTUN(t, nil), ddnstest.StartSTUN(t, nil)
-	who := ddnstest.StartWhoami(t, ddnstest.WhoamiOptions{})
-	for _, s := range []*ddnstest.STUN{stun1, stun2} {
-		s.Report(netip.MustParseAddr("203.0.113.9"))
-	}
-	who.Report(netip.MustParseAddr("203.0.113.9"))
-	a.ddns.newDetector = func(config.DDNS) ddns.Detector {
-		return &detect.Detector{
-			STUN:      []string{stun1.Addr.String(), stun2.Addr.String()},
-			Whoami:    []detect.WhoamiServer{who.DoT()},
-			TLSConfig: &tls.Config{RootCAs: who.Roots},
-			Timeout:   time.Second,
-			Gateway:   func() (netip.Addr, bool) { return netip.Addr{}, false },
-		}
-	}
-	a.ddns.newVerifier = func(config.DDNS) ddns.Verifier {
-		return &authdns.Checker{Resolvers: []netip.AddrPort{bind.Addr}, Port: bind.Addr.Port(), Timeout: time.Second}
-	}
+	loopbackDDNS(t, a, bind.Addr, "203.0.113.9")
 
 	if err := a.store.SetSecret(config.SecretTSIG, bind.Secret); err != nil {
 		t.Fatal(err)
@@ -121,8 +100,11 @@ func TestACMEDNSMode(t *testing.T) {
 	})
 
 	t.Run("the trusted certificate serves and derpmap.json drops the pin", func(t *testing.T) {
-		waitUntil(t, 60*time.Second, "derpmap.json without the pin", func() bool {
-			return !strings.Contains(mapFile(), "CertName")
+		waitUntil(t, 60*time.Second, "derpmap.json without the pin", func() string {
+			if strings.Contains(mapFile(), "CertName") {
+				return "it still has a CertName"
+			}
+			return ""
 		})
 		t.Logf("ISSUANCE (appliance): %v from saving the configuration to the plain map on disk", time.Since(saved).Round(time.Millisecond))
 		if m := mapFile(); strings.Contains(m, "InsecureForTests") {

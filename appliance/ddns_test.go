@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/homederp/homederp/ddns/cloudflaretest"
 	"github.com/homederp/homederp/ddns/ddnstest"
 	"github.com/homederp/homederp/ddns/detect"
+	"github.com/homederp/homederp/internal/devbox"
 )
 
 // TestDDNSService runs the appliance in-process with its ddns service
@@ -24,7 +26,7 @@ import (
 // without public IPv4 turns the DERP map's IPv4 to "none", and removing the
 // token stops it.
 func TestDDNSService(t *testing.T) {
-	derpPort, stunPort := freePort(t), freePort(t)
+	derpPort, stunPort := devbox.FreePort(t), devbox.FreePort(t)
 	dir := t.TempDir()
 	a, err := start(options{dev: true, stateDir: dir, derpPort: derpPort, stunPort: stunPort, webuiAddr: "127.0.0.1:0"}, t.Logf)
 	if err != nil {
@@ -36,28 +38,8 @@ func TestDDNSService(t *testing.T) {
 	fake.AddZone("example.com")
 	dnsAddr := fake.StartDNS(t, cloudflaretest.DNSOptions{})
 	token := fake.AddToken(cloudflaretest.Token{})
-	stun1, stun2 := ddnstest.StartSTUN(t, nil), ddnstest.StartSTUN(t, nil)
-	who := ddnstest.StartWhoami(t, ddnstest.WhoamiOptions{})
-	setPublic := func(ip string) {
-		for _, s := range []*ddnstest.STUN{stun1, stun2} {
-			s.Report(netip.MustParseAddr(ip))
-		}
-		who.Report(netip.MustParseAddr(ip))
-	}
-	setPublic("203.0.113.9")
+	setPublic := loopbackDDNS(t, a, dnsAddr, "203.0.113.9")
 	a.ddns.httpClient = fake.Client()
-	a.ddns.newDetector = func(config.DDNS) ddns.Detector {
-		return &detect.Detector{
-			STUN:      []string{stun1.Addr.String(), stun2.Addr.String()},
-			Whoami:    []detect.WhoamiServer{who.DoT()},
-			TLSConfig: &tls.Config{RootCAs: who.Roots},
-			Timeout:   time.Second,
-			Gateway:   func() (netip.Addr, bool) { return netip.Addr{}, false },
-		}
-	}
-	a.ddns.newVerifier = func(config.DDNS) ddns.Verifier {
-		return &authdns.Checker{Resolvers: []netip.AddrPort{dnsAddr}, Port: dnsAddr.Port(), Timeout: time.Second}
-	}
 	ctx := context.Background()
 
 	c := a.store.Config()
@@ -80,9 +62,11 @@ func TestDDNSService(t *testing.T) {
 	if err := a.store.SetSecret(config.SecretCloudflareToken, token); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 20*time.Second, "the A record", func() bool {
-		st := a.ddns.Status()
-		return len(st.ServedA) == 1 && st.ServedA[0] == netip.MustParseAddr("203.0.113.9")
+	waitUntil(t, 20*time.Second, "the A record", func() string {
+		if st := a.ddns.Status(); len(st.ServedA) != 1 || st.ServedA[0] != netip.MustParseAddr("203.0.113.9") {
+			return fmt.Sprintf("served A: %v, want [203.0.113.9]", st.ServedA)
+		}
+		return ""
 	})
 	if recs := fake.Records("example.com", "derp", "A"); len(recs) != 1 || recs[0].Content != "203.0.113.9" || recs[0].TTL != 60 {
 		t.Errorf("derp A at the fake: %+v", recs)
@@ -94,9 +78,11 @@ func TestDDNSService(t *testing.T) {
 	// The line loses its public IPv4 (CGNAT): the map says so.
 	setPublic("100.64.1.2")
 	a.ddns.checkNow()
-	waitUntil(t, 20*time.Second, `"IPv4": "none" in the DERP map`, func() bool {
-		b, _ := os.ReadFile(filepath.Join(dir, "derpmap.json"))
-		return strings.Contains(string(b), `"IPv4": "none"`)
+	waitUntil(t, 20*time.Second, `"IPv4": "none" in the DERP map`, func() string {
+		if b, _ := os.ReadFile(filepath.Join(dir, "derpmap.json")); !strings.Contains(string(b), `"IPv4": "none"`) {
+			return "derpmap.json does not say so yet"
+		}
+		return ""
 	})
 	if recs := fake.Records("example.com", "derp", "A"); len(recs) != 1 || recs[0].Content != "203.0.113.9" {
 		t.Errorf("derp A after CGNAT: %+v, want untouched", recs)
@@ -117,13 +103,31 @@ func TestDDNSService(t *testing.T) {
 	}
 }
 
-func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
+// loopbackDDNS points a's ddns detection at loopback STUN and whoami
+// servers, which see public as the line's address until setPublic changes
+// it, and its verifier at the DNS server dnsAddr.
+func loopbackDDNS(t *testing.T, a *app, dnsAddr netip.AddrPort, public string) (setPublic func(ip string)) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, limit)
+	stun1, stun2 := ddnstest.StartSTUN(t, nil), ddnstest.StartSTUN(t, nil)
+	who := ddnstest.StartWhoami(t, ddnstest.WhoamiOptions{})
+	setPublic = func(ip string) {
+		for _, s := range []*ddnstest.STUN{stun1, stun2} {
+			s.Report(netip.MustParseAddr(ip))
 		}
-		time.Sleep(50 * time.Millisecond)
+		who.Report(netip.MustParseAddr(ip))
 	}
+	setPublic(public)
+	a.ddns.newDetector = func(config.DDNS) ddns.Detector {
+		return &detect.Detector{
+			STUN:      []string{stun1.Addr.String(), stun2.Addr.String()},
+			Whoami:    []detect.WhoamiServer{who.DoT()},
+			TLSConfig: &tls.Config{RootCAs: who.Roots},
+			Timeout:   time.Second,
+			Gateway:   func() (netip.Addr, bool) { return netip.Addr{}, false },
+		}
+	}
+	a.ddns.newVerifier = func(config.DDNS) ddns.Verifier {
+		return &authdns.Checker{Resolvers: []netip.AddrPort{dnsAddr}, Port: dnsAddr.Port(), Timeout: time.Second}
+	}
+	return setPublic
 }

@@ -13,25 +13,11 @@ import (
 
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/appliance/derpmap"
+	"github.com/homederp/homederp/internal/devbox"
 	"github.com/homederp/homederp/relay"
 	"github.com/homederp/homederp/relay/relaytest"
 	"tailscale.com/tailcfg"
 )
-
-func awaitRelay(t *testing.T, timeout time.Duration, what string, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for i := 0; ; i++ {
-		msg := cond()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) || i > int(timeout/(50*time.Millisecond))+10 {
-			t.Fatalf("%s: not within %v: %s", what, timeout, msg)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 func (a *app) region(t *testing.T) *tailcfg.DERPRegion {
 	t.Helper()
@@ -51,7 +37,7 @@ func (a *app) region(t *testing.T) *tailcfg.DERPRegion {
 // listeners where it must.
 func TestRelayFollowsConfig(t *testing.T) {
 	stateDir := t.TempDir()
-	a, err := start(options{dev: true, stateDir: stateDir, derpPort: freePort(t), stunPort: freePort(t)}, t.Logf)
+	a, err := start(options{dev: true, stateDir: stateDir, derpPort: devbox.FreePort(t), stunPort: devbox.FreePort(t)}, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +73,7 @@ func TestRelayFollowsConfig(t *testing.T) {
 		crt, key := relay.ManualCertPaths(filepath.Join(stateDir, "certs"), "localhost")
 		copyFile(t, filepath.Join(tmp, "self-signed-localhost.key"), key)
 		copyFile(t, filepath.Join(tmp, "self-signed-localhost.crt"), crt)
-		awaitRelay(t, 3*manualCertPoll, "the manual pair served", func() string {
+		waitUntil(t, 3*manualCertPoll, "the manual pair served", func() string {
 			return a.relay.status().CertError
 		})
 		if got, want := a.region(t).Nodes[0].CertName, derpmap.CertName(other.Certificate[0]); got != want {
@@ -139,7 +125,7 @@ func TestRelayFollowsConfig(t *testing.T) {
 	}
 
 	t.Run("a new port means new listeners", func(t *testing.T) {
-		port := freePort(t)
+		port := devbox.FreePort(t)
 		save(func(c *config.Config) { c.Relay.DERPPort = port })
 		if a.relay.srv == first {
 			t.Fatal("the relay kept its old listeners")
@@ -172,7 +158,7 @@ func copyFile(t *testing.T, from, to string) {
 // cannot start, says why in its status, and comes back with the next
 // configuration that works.
 func TestRelayPortTaken(t *testing.T) {
-	a, err := start(options{dev: true, stateDir: t.TempDir(), derpPort: freePort(t), stunPort: freePort(t)}, t.Logf)
+	a, err := start(options{dev: true, stateDir: t.TempDir(), derpPort: devbox.FreePort(t), stunPort: devbox.FreePort(t)}, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}

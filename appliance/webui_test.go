@@ -2,35 +2,34 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/homederp/homederp/internal/devbox"
 	"github.com/homederp/homederp/webui"
 )
-
-var summaryWebUI = regexp.MustCompile(`web UI:\s+(http://127\.0\.0\.1:\d+/)\s+\(user gokrazy, password (\S+)\)`)
 
 // TestDevWebUI: `appliance -dev` serves the web UI on loopback with a
 // generated password that it prints, keeps (0600) and reuses, and the web
 // UI shows the running relay and its metrics.
 func TestDevWebUI(t *testing.T) {
-	bin := buildAppliance(t)
+	bin := devbox.Build(t)
 	stateDir := t.TempDir()
-	derpPort, stunPort := freePort(t), freePort(t)
+	derpPort, stunPort := devbox.FreePort(t), devbox.FreePort(t)
+	opts := devbox.Options{StateDir: stateDir, DERPPort: derpPort, STUNPort: stunPort}
 
-	cmd, summary := runDev(t, bin, stateDir, derpPort, stunPort)
-	m := summaryWebUI.FindStringSubmatch(summary)
-	if m == nil {
-		t.Fatalf("summary has no web UI line:\n%s", summary)
+	box := devbox.Start(t, bin, opts)
+	base, pw, ok := box.WebUI()
+	if !ok {
+		t.Fatalf("summary has no web UI line:\n%s", box.Summary)
 	}
-	base, pw := m[1], m[2]
 	fi, err := os.Stat(filepath.Join(stateDir, "webui-password"))
 	if err != nil || fi.Mode().Perm() != 0600 {
 		t.Fatalf("webui-password: %v %v, want mode 0600", err, fi)
@@ -85,14 +84,14 @@ func TestDevWebUI(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "# TYPE") {
 		t.Errorf("/metrics: %s\n%.500s", resp.Status, body)
 	}
-	stopCleanly(t, cmd)
+	box.Stop(t)
 
 	// The second run keeps the password.
-	cmd, summary = runDev(t, bin, stateDir, derpPort, stunPort)
-	if m2 := summaryWebUI.FindStringSubmatch(summary); m2 == nil || m2[2] != pw {
-		t.Errorf("second run: web UI line %q, want the same password", m2)
+	box = devbox.Start(t, bin, opts)
+	if _, pw2, ok := box.WebUI(); !ok || pw2 != pw {
+		t.Errorf("second run: web UI password %q (found: %v), want the same password\n%s", pw2, ok, box.Summary)
 	}
-	stopCleanly(t, cmd)
+	box.Stop(t)
 }
 
 // TestWebUIFollowsAddresses: on the box the web UI binds each private
@@ -121,17 +120,17 @@ func TestWebUIFollowsAddresses(t *testing.T) {
 	defer ws.close()
 	await := func(want string) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		waitUntil(t, 10*time.Second, fmt.Sprintf("listeners on hosts %q", want), func() string {
 			var got []string
 			for _, a := range ws.ls.Addrs() {
 				h, _, _ := strings.Cut(a.String(), ":")
 				got = append(got, h)
 			}
-			if strings.Join(got, ",") == want {
-				return
+			if strings.Join(got, ",") != want {
+				return fmt.Sprintf("got %v, want hosts %s", ws.ls.Addrs(), want)
 			}
-		}
-		t.Fatalf("listeners: got %v, want hosts %s", ws.ls.Addrs(), want)
+			return ""
+		})
 	}
 	await("127.0.0.1")
 	setHosts("127.0.0.2")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/homederp/homederp/appliance/config"
+	"github.com/homederp/homederp/internal/devbox"
 	"github.com/homederp/homederp/internal/testenv"
 	"tailscale.com/tstest/integration"
 	"tailscale.com/tstest/integration/testcontrol"
@@ -37,7 +38,7 @@ func TestBrowserSetup(t *testing.T) {
 	// A dev box whose config points at that tailscaled's socket, as the
 	// default socket path does on gokrazy.
 	stateDir := t.TempDir()
-	derpPort, stunPort := freePort(t), freePort(t)
+	derpPort, stunPort := devbox.FreePort(t), devbox.FreePort(t)
 	store, err := config.Open(stateDir)
 	if err != nil {
 		t.Fatal(err)
@@ -49,9 +50,9 @@ func TestBrowserSetup(t *testing.T) {
 	if err := store.Save(c); err != nil {
 		t.Fatal(err)
 	}
-	bin := buildAppliance(t)
+	bin := devbox.Build(t)
 	box := startDev(t, bin, stateDir)
-	before := readStateMap(t, stateDir)
+	before := devbox.ReadMap(t, stateDir)
 	if before.Regions[900] == nil || before.Regions[900].Nodes[0].DERPPort != derpPort {
 		t.Fatalf("map before setup: %+v", before)
 	}
@@ -86,7 +87,7 @@ func TestBrowserSetup(t *testing.T) {
 			t.Fatalf("%s: %v\nat %s:\n%.3000s", what, err, loc, body)
 		}
 	}
-	newDERP, newSTUN := freePort(t), freePort(t)
+	newDERP, newSTUN := devbox.FreePort(t), devbox.FreePort(t)
 
 	run("log in with a wrong password",
 		chromedp.Navigate(box.url),
@@ -220,7 +221,7 @@ func TestBrowserSetup(t *testing.T) {
 
 	// The emitted map changed with the setup: in the state directory
 	// and on the relay's new port.
-	after := readStateMap(t, stateDir)
+	after := devbox.ReadMap(t, stateDir)
 	r := after.Regions[942]
 	if r == nil || len(after.Regions) != 1 || r.RegionCode != "lab" || r.Nodes[0].HostName != "derp.homederp.test" ||
 		r.Nodes[0].DERPPort != newDERP || r.Nodes[0].STUNPort != newSTUN || r.Nodes[0].RegionID != 942 {
@@ -238,6 +239,6 @@ func TestBrowserSetup(t *testing.T) {
 	if strings.Contains(string(b), authKey) {
 		t.Error("the auth key was stored in config.json")
 	}
-	box.stop(t)
+	box.Stop(t)
 	t.Logf("screenshots in %s", shots)
 }

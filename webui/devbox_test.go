@@ -1,32 +1,27 @@
 package webui
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/homederp/homederp/appliance/config"
+	"github.com/homederp/homederp/internal/devbox"
 	"github.com/homederp/homederp/internal/testenv"
 	"tailscale.com/tailcfg"
 )
 
 // Helpers of the browser test: a headless Chromium that stays on
-// loopback, and a real `appliance -dev` process.
+// loopback, and a real `appliance -dev` process (internal/devbox) with
+// its web UI.
 
 func findChromium(t *testing.T) string {
 	t.Helper()
@@ -155,120 +150,28 @@ func screenshotDir(t *testing.T) string {
 	return dir
 }
 
-// freePort returns a port that was free a moment ago on loopback, for
-// both tcp and udp.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-func buildAppliance(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "appliance")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/homederp/homederp/appliance").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build appliance: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// devBox is a running `appliance -dev`.
+// devBox is a running `appliance -dev` with its web UI on loopback.
 type devBox struct {
-	cmd      *exec.Cmd
+	*devbox.Box
 	url      string // e.g. "http://127.0.0.1:41234/"
 	password string
 }
 
-var webUILine = regexp.MustCompile(`web UI:\s+(http://127\.0\.0\.1:\d+/)\s+\(user gokrazy, password (\S+)\)`)
-
-// startDev runs the appliance and reads the web UI's address and password
-// from its summary.
+// startDev runs the appliance with its web UI on a free loopback port and
+// reads the web UI's address and password from its summary.
 func startDev(t *testing.T, bin, stateDir string) *devBox {
 	t.Helper()
-	cmd := exec.Command(bin, "-dev", "-state-dir", stateDir, "-webui-addr", "127.0.0.1:0")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	box := devbox.Start(t, bin, devbox.Options{StateDir: stateDir, WebUIAddr: "127.0.0.1:0"})
+	url, password, ok := box.WebUI()
+	if !ok {
+		t.Fatalf("appliance -dev printed no web UI line:\n%s", box.Summary)
 	}
-	cmd.Stderr = logWriter{t}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	if fi, err := os.Stat(filepath.Join(stateDir, "webui-password")); err != nil {
+		t.Errorf("webui-password: %v", err)
+	} else if fi.Mode().Perm() != 0600 {
+		t.Errorf("webui-password: mode %v, want 0600", fi.Mode().Perm())
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	found := make(chan []string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := webUILine.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m
-				break
-			}
-		}
-		close(found)
-		io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case m, ok := <-found:
-		if !ok {
-			t.Fatal("appliance -dev printed no web UI line")
-		}
-		fi, err := os.Stat(filepath.Join(stateDir, "webui-password"))
-		if err != nil || fi.Mode().Perm() != 0600 {
-			t.Errorf("webui-password: %v, mode %v; want 0600", err, fi.Mode())
-		}
-		return &devBox{cmd: cmd, url: m[1], password: m[2]}
-	case <-time.After(60 * time.Second):
-		t.Fatal("appliance -dev printed no summary within 60s")
-	}
-	return nil
-}
-
-func (d *devBox) stop(t *testing.T) {
-	t.Helper()
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- d.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("appliance after SIGTERM: %v, want a clean exit", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Error("appliance did not stop within 15s of SIGTERM")
-	}
-}
-
-type logWriter struct{ t *testing.T }
-
-func (w logWriter) Write(b []byte) (int, error) {
-	w.t.Logf("appliance: %s", strings.TrimRight(string(b), "\n"))
-	return len(b), nil
-}
-
-func readStateMap(t *testing.T, stateDir string) *tailcfg.DERPMap {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(stateDir, "derpmap.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m tailcfg.DERPMap
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatalf("derpmap.json: %v", err)
-	}
-	return &m
+	return &devBox{Box: box, url: url, password: password}
 }
 
 // fetchServedMap gets /derpmap.json from the relay over TLS on loopback.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/homederp/homederp/board/internal/gokrazyfat"
+	"github.com/homederp/homederp/board/internal/toolcheck"
 	"github.com/homederp/homederp/internal/testenv"
 )
 
@@ -187,15 +188,7 @@ func TestFsck(t *testing.T) {
 	fsck := testenv.NeedCommand(t, "fsck.fat")
 	fs, _ := bootTree(t)
 	p, _ := writeImage(t, fs)
-	out, err := exec.Command(fsck, "-n", "-v", p).CombinedOutput()
-	if err != nil {
-		t.Fatalf("fsck.fat -n: %v\n%s", err, out)
-	}
-	for _, want := range []string{"1 FATs, 16 bit entries", "4 reserved sectors"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("fsck.fat -v output lacks %q:\n%s", want, out)
-		}
-	}
+	out := toolcheck.Run(t, fsck, []string{"-n", "-v", p}, "1 FATs, 16 bit entries", "4 reserved sectors")
 	t.Logf("fsck.fat:\n%s", out)
 }
 

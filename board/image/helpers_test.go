@@ -131,51 +131,6 @@ func doBuild(t *testing.T, board string, ts time.Time, dir string) (*testBuild, 
 	return &testBuild{res: res, image: img, took: time.Since(start)}, f.Close()
 }
 
-// extract copies n bytes at off of the file src into a new file.
-func extract(t *testing.T, src string, off, n int64, name string) string {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	p := filepath.Join(t.TempDir(), name)
-	out, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	buf := make([]byte, 1<<20)
-	for done := int64(0); done < n; {
-		m := min(int64(len(buf)), n-done)
-		if _, err := in.ReadAt(buf[:m], off+done); err != nil {
-			t.Fatal(err)
-		}
-		if isZero(buf[:m]) {
-			// Keep the copy sparse.
-			if _, err := out.Seek(m, 1); err != nil {
-				t.Fatal(err)
-			}
-		} else if _, err := out.Write(buf[:m]); err != nil {
-			t.Fatal(err)
-		}
-		done += m
-	}
-	if err := out.Truncate(n); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // outputDir is where test artifacts go: $HOMEDERP_TEST_OUTPUT (./test.sh
 // sets it) or a temporary directory.
 func outputDir(t *testing.T) string {

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/homederp/homederp/board/disk"
+	"github.com/homederp/homederp/board/internal/testimage"
+	"github.com/homederp/homederp/board/internal/toolcheck"
 	"github.com/homederp/homederp/board/update"
 	"github.com/homederp/homederp/internal/netnstest"
 	"github.com/homederp/homederp/internal/testenv"
@@ -370,7 +372,7 @@ func TestQEMU(t *testing.T) {
 	out := outputDir(t)
 
 	// The VM writes its disk; boot a copy.
-	img := extract(t, first.image, 0, testImageSize, "vm.img")
+	img := testimage.Extract(t, first.image, 0, testImageSize)
 	console := filepath.Join(out, "board-qemu-console.log")
 	v := startVM(t, "amd64", img, console)
 	bootToSTUN := v.waitSTUN(t, 4*time.Minute)
@@ -488,23 +490,15 @@ func checkDiskAfterUpdate(t *testing.T, img string, second *testBuild) {
 	if !bytes.Contains(line, []byte("/PARTNROFF=2 ")) || !bytes.HasSuffix(line, bytes.Repeat([]byte(" "), 60)) {
 		t.Errorf("cmdline.txt after the update: %q, want PARTNROFF=2 and the padding kept", line)
 	}
-	rootB := extract(t, img, l.Part(disk.RootB).Offset(), second.res.RootSize, "rootb.squashfs")
+	rootB := testimage.Extract(t, img, l.Part(disk.RootB).Offset(), second.res.RootSize)
 	if hashFile(t, rootB) != hashFile(t, second.res.RootFile) {
 		t.Errorf("root B does not hold the new build's root file system")
 	}
-	perm := extract(t, img, l.Part(disk.Perm).Offset(), l.Part(disk.Perm).Size(), "perm.ext4")
+	perm := testimage.Extract(t, img, l.Part(disk.Perm).Offset(), l.Part(disk.Perm).Size())
 	if out, err := exec.Command("e2fsck", "-fn", perm).CombinedOutput(); err != nil {
 		t.Errorf("e2fsck -fn /perm after use: %v\n%s", err, out)
 	}
-	out, err := exec.Command("debugfs", "-R", "ls -l /homederp", perm).CombinedOutput()
-	if err != nil {
-		t.Fatalf("debugfs: %v\n%s", err, out)
-	}
-	for _, want := range []string{"derper.key", "certs"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("/perm/homederp lacks %s:\n%s", want, out)
-		}
-	}
+	out := toolcheck.Run(t, "debugfs", []string{"-R", "ls -l /homederp", perm}, "derper.key", "certs")
 	t.Logf("/perm/homederp after the update:\n%s", out)
 }
 
@@ -515,7 +509,7 @@ func TestQEMUArm64(t *testing.T) {
 	testenv.NeedRoot(t) // the network namespace
 	testenv.NeedCommand(t, "ip")
 	b := buildBoard(t, "arm64", firstTimestamp)
-	img := extract(t, b.image, 0, testImageSize, "vm.img")
+	img := testimage.Extract(t, b.image, 0, testImageSize)
 	v := startVM(t, "arm64", img, filepath.Join(outputDir(t), "board-qemu-arm64-console.log"))
 	bootToSTUN := v.waitSTUN(t, 4*time.Minute)
 	t.Logf("arm64 boot to STUN: %.1f s", bootToSTUN.Seconds())

@@ -18,6 +18,7 @@ import (
 
 	"github.com/homederp/homederp/board/disk"
 	"github.com/homederp/homederp/board/internal/gokrazyfat"
+	"github.com/homederp/homederp/board/internal/testimage"
 	"github.com/homederp/homederp/board/profile"
 	"github.com/homederp/homederp/internal/testenv"
 )
@@ -123,7 +124,7 @@ func checkBoot(t *testing.T, board string, b *testBuild) int64 {
 	l, _ := disk.NewLayout(testImageSize)
 	part := l.Part(disk.Boot)
 	size := b.res.Boot.Size()
-	fat := extract(t, b.image, part.Offset(), size, "boot.fat")
+	fat := testimage.Extract(t, b.image, part.Offset(), size)
 	if out, err := exec.Command("fsck.fat", "-n", fat).CombinedOutput(); err != nil {
 		t.Errorf("fsck.fat -n: %v\n%s", err, out)
 	}
@@ -224,7 +225,7 @@ func checkBoot(t *testing.T, board string, b *testBuild) int64 {
 
 func checkRoot(t *testing.T, b *testBuild) {
 	l, _ := disk.NewLayout(testImageSize)
-	root := extract(t, b.image, l.Part(disk.RootA).Offset(), b.res.RootSize, "root.squashfs")
+	root := testimage.Extract(t, b.image, l.Part(disk.RootA).Offset(), b.res.RootSize)
 	out, err := exec.Command("unsquashfs", "-n", "-lls", "-d", "", root).CombinedOutput()
 	if err != nil {
 		t.Fatalf("unsquashfs -lls: %v\n%s", err, out)
@@ -333,7 +334,7 @@ func checkRoot(t *testing.T, b *testBuild) {
 func checkPerm(t *testing.T, b *testBuild) {
 	l, _ := disk.NewLayout(testImageSize)
 	p := l.Part(disk.Perm)
-	img := extract(t, b.image, p.Offset(), p.Size(), "perm.ext4")
+	img := testimage.Extract(t, b.image, p.Offset(), p.Size())
 	if out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
 		t.Errorf("e2fsck -fn /perm: %v\n%s", err, out)
 	}
