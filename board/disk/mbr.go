@@ -1,6 +1,10 @@
 package disk
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/homederp/homederp/board/internal/biosmsg"
+)
 
 // BootCodeSize is how much of LBA 0 gokrazy's /update/mbr handler is sent:
 // the boot code and the disk signature, not the partition entries.
@@ -38,26 +42,5 @@ func mbrEntry(e []byte, status, typ byte, chsFirst [3]byte, start, sectors uint3
 	binary.LittleEndian.PutUint32(e[12:], sectors)
 }
 
-// biosStub is 16-bit real-mode code loaded at 0x7C00 by a legacy BIOS:
-// print a hint with BIOS teletype output, then halt.
-var biosStub = func() []byte {
-	const msg = "homederp boots through UEFI: switch this machine's firmware to UEFI boot.\r\n"
-	const msgAddr = 0x7C00 + 25 // the code is 25 bytes long
-	code := []byte{
-		0xFA,       // cli
-		0x31, 0xC0, // xor ax, ax
-		0x8E, 0xD8, // mov ds, ax
-		0x31, 0xDB, // xor bx, bx (page 0)
-		0xBE, msgAddr & 0xFF, msgAddr >> 8, // mov si, msg
-		0xB4, 0x0E, // 10: mov ah, 0x0e
-		0xAC,       // lodsb
-		0x84, 0xC0, // test al, al
-		0x74, 0x04, // jz 21
-		0xCD, 0x10, // int 0x10
-		0xEB, 0xF5, // jmp 10
-		0xFA,       // 21: cli
-		0xF4,       // 22: hlt
-		0xEB, 0xFD, // jmp 22
-	}
-	return append(code, append([]byte(msg), 0)...)
-}()
+// biosStub is what a legacy BIOS runs from the MBR (loaded at 0x7C00).
+var biosStub = biosmsg.Code(0x7C00, "homederp boots through UEFI: switch this machine's firmware to UEFI boot.\r\n")

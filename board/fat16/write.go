@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/homederp/homederp/board/internal/biosmsg"
 )
 
 const (
@@ -127,28 +129,9 @@ func (im *Image) bootSector() []byte {
 	return b
 }
 
-// notBootable is 16-bit real-mode code at offset 0x3E (address 0x7C3E
-// once loaded): print a hint with BIOS teletype output, then halt.
-var notBootable = func() []byte {
-	const msg = "This is the homederp boot partition: it boots through UEFI or the Raspberry Pi firmware.\r\n"
-	const msgAddr = 0x7C3E + 24 // the code is 24 bytes long
-	code := []byte{
-		0x31, 0xC0, // xor ax, ax
-		0x8E, 0xD8, // mov ds, ax
-		0x31, 0xDB, // xor bx, bx (page 0)
-		0xBE, msgAddr & 0xFF, msgAddr >> 8, // mov si, msg
-		0xB4, 0x0E, // 9: mov ah, 0x0e
-		0xAC,       // lodsb
-		0x84, 0xC0, // test al, al
-		0x74, 0x04, // jz 20
-		0xCD, 0x10, // int 0x10
-		0xEB, 0xF5, // jmp 9
-		0xFA,       // 20: cli
-		0xF4,       // 21: hlt
-		0xEB, 0xFD, // jmp 21
-	}
-	return append(code, append([]byte(msg), 0)...)
-}()
+// notBootable is the boot sector's code at offset 0x3E (address 0x7C3E
+// once loaded), for a BIOS that boots the partition itself.
+var notBootable = biosmsg.Code(0x7C3E, "This is the homederp boot partition: it boots through UEFI or the Raspberry Pi firmware.\r\n")
 
 // fat returns the file allocation table: each file and directory is one
 // chain of consecutive clusters.
