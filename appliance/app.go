@@ -31,6 +31,7 @@ type app struct {
 	store *config.Store
 	relay *relayService
 	ddns  *ddnsService
+	peers *peerRelayService
 	webui *webuiService
 	errc  chan error // a service that stopped on its own
 
@@ -66,7 +67,9 @@ func start(opts options, logf logger.Logf) (*app, error) {
 	}
 	a.ddns = newDDNSService(a)
 	a.ddns.apply(store.Config())
+	a.peers = newPeerRelayService(a)
 	if err := a.writeDERPMap(); err != nil {
+		a.peers.close()
 		return nil, err
 	}
 	store.Subscribe(func(c config.Config) {
@@ -74,11 +77,13 @@ func start(opts options, logf logger.Logf) (*app, error) {
 			logf("applying the new configuration to the relay: %v", err)
 		}
 		a.ddns.apply(c)
+		a.peers.apply(c)
 		if err := a.writeDERPMap(); err != nil {
 			logf("%v", err)
 		}
 	})
 	if err := a.startWebUI(); err != nil {
+		a.peers.close()
 		a.ddns.close()
 		a.relay.close()
 		return nil, fmt.Errorf("starting the web UI: %w", err)
@@ -88,6 +93,7 @@ func start(opts options, logf logger.Logf) (*app, error) {
 
 func (a *app) close() {
 	a.webui.close()
+	a.peers.close()
 	a.ddns.close()
 	a.relay.close()
 }

@@ -32,6 +32,8 @@ type mapView struct {
 	HSPaths    string `json:"headscale_paths"` // config.yaml snippet for derp.paths
 	OmitQuery  string `json:"-"`               // "?omit=1" or ""
 
+	PeerRelay peerRelayView `json:"peer_relay"` // the other relay the box offers, and its grant
+
 	Check      *derpmap.Report `json:"check,omitempty"`
 	CheckInput string          `json:"-"`
 }
@@ -56,6 +58,7 @@ func (s *Server) mapView(r *http.Request) (mapView, error) {
 	if omit {
 		v.OmitQuery = "?omit=1"
 	}
+	v.PeerRelay = s.peerRelayState(r.Context(), c)
 	if !v.Configured {
 		return v, nil
 	}

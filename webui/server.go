@@ -150,6 +150,7 @@ func (s *Server) routes() {
 	m.Handle("POST /setup/tailnet", s.post(s.tailnetLogin))
 	m.Handle("POST /setup/tailnet/logout", s.post(s.tailnetLogout))
 	m.Handle("POST /setup/verify", s.post(s.saveVerify))
+	m.Handle("POST /setup/peerrelay", s.post(s.savePeerRelay))
 
 	m.Handle("GET /derpmap", s.get(s.mapPage))
 	m.Handle("GET /derpmap/derpmap.json", s.get(s.mapDownload))

@@ -28,11 +28,12 @@ import (
 var steps = map[string][]string{
 	"name": {"hostname", "ddns.provider", "ddns.ipv4", "ddns.ipv6", "ddns.interval", "ddns.rfc2136.server",
 		"ddns.rfc2136.zone", "ddns.rfc2136.key_name", "ddns.rfc2136.key_algorithm", "secret"},
-	"ports":   {"relay.derp_port", "relay.stun_port"},
-	"region":  {"region.id", "region.code", "region.name", "region.node_name"},
-	"cert":    {"cert.mode", "cert.acme_ca", "cert.acme_email", "cert.pem", "cert.key"},
-	"tailnet": {"tailnet.control_url", "auth_key"},
-	"verify":  {"relay.verify_clients", "relay.verify_client_url"},
+	"ports":     {"relay.derp_port", "relay.stun_port"},
+	"region":    {"region.id", "region.code", "region.name", "region.node_name"},
+	"cert":      {"cert.mode", "cert.acme_ca", "cert.acme_email", "cert.pem", "cert.key"},
+	"tailnet":   {"tailnet.control_url", "auth_key"},
+	"verify":    {"relay.verify_clients", "relay.verify_client_url"},
+	"peerrelay": {"peer_relay.enabled", "peer_relay.port"},
 }
 
 // setupView is the setup page; as JSON it is the current settings (never
@@ -48,6 +49,7 @@ type setupView struct {
 	Forward      forwardView         `json:"port_forward"`
 	RegionNotes  []derpmap.Finding   `json:"region_notes,omitempty"`
 	Tailnet      tailnetView         `json:"tailnet"`
+	PeerRelay    peerRelayView       `json:"peer_relay"`
 	CertDir      string              `json:"cert_dir,omitempty"`
 	CertUpload   bool                `json:"-"`           // the manual-certificate form is shown
 	DNSChecker   bool                `json:"dns_checker"` // tokens are checked on save
@@ -143,6 +145,7 @@ func (s *Server) renderSetup(w http.ResponseWriter, r *http.Request, u *user, st
 	ctx, cancel := reqCtx(r, 4*time.Second)
 	defer cancel()
 	v.Tailnet = s.tailnetState(ctx, c)
+	v.PeerRelay = s.peerRelayState(ctx, c)
 	s.render(w, r, status, "setup", s.newPage(u, "Setup", "setup", v))
 }
 
@@ -151,6 +154,7 @@ func fieldLabel(path string) string {
 	for _, st := range []struct{ step, label string }{
 		{"name", "Step 1, name and DNS"}, {"ports", "Step 2, ports"}, {"region", "Step 3, region"},
 		{"cert", "Step 4, certificate"}, {"tailnet", "Step 5, tailnet"}, {"verify", "Step 5, verify clients"},
+		{"peerrelay", "Peer relay"},
 	} {
 		if slices.Contains(steps[st.step], path) {
 			return st.label + " (" + path + ")"
@@ -178,6 +182,9 @@ func (s *Server) forward(c config.Config) forwardView {
 	v.Rules = []forwardRule{
 		{"DERP (TLS)", "TCP", c.Relay.DERPPort, to},
 		{"STUN", "UDP", c.Relay.STUNPort, to},
+	}
+	if c.PeerRelay.Enabled {
+		v.Rules = append(v.Rules, forwardRule{"Tailscale peer relay", "UDP", c.PeerRelay.Port, to})
 	}
 	if s.o.DDNSStatus != nil {
 		if ip := s.o.DDNSStatus().PublicIPv6; ip.IsValid() {

@@ -24,6 +24,7 @@ type statusView struct {
 	DDNS       *ddns.Status  `json:"ddns,omitempty"`
 	DNS        dnsView       `json:"dns"`
 	Tailnet    tailnetView   `json:"tailnet"`
+	PeerRelay  peerRelayView `json:"peer_relay"`
 	Verify     string        `json:"verify"` // "off", "tailscaled" or "url"
 	Logs       []LogLine     `json:"logs"`
 	Now        time.Time     `json:"now"`
@@ -73,6 +74,8 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request, u *user) {
 	v.Tailnet = s.tailnetState(ctx, c)
 	v.DNS = dnsSummary(c, v.DDNS)
 	v.Warnings = append(v.Warnings, warnings(c, v.Relay, v.DDNS, v.Tailnet, v.DNS, v.Now)...)
+	v.PeerRelay = s.peerRelayState(ctx, c)
+	v.Warnings = append(v.Warnings, peerRelayWarnings(v.PeerRelay)...)
 	if s.o.Logs != nil {
 		lines := s.o.Logs.Lines()
 		v.Logs = lines[max(0, len(lines)-statusLogLines):]

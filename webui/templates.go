@@ -42,7 +42,7 @@ func (s *Server) parseTemplates() error {
 	}
 	s.tmpl = map[string]*template.Template{}
 	for _, p := range pages {
-		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
+		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/peerrelay.html", "templates/"+p+".html")
 		if err != nil {
 			return fmt.Errorf("webui: parsing template %s: %w", p, err)
 		}

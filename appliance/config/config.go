@@ -34,6 +34,8 @@ type Config struct {
 	Cert    Cert    `json:"cert"`
 	DDNS    DDNS    `json:"ddns"`
 	Tailnet Tailnet `json:"tailnet"`
+
+	PeerRelay PeerRelay `json:"peer_relay"`
 }
 
 // Region is the DERP region this box (and any mesh peers) form in the map.
@@ -65,8 +67,9 @@ func Default() Config {
 			Name:     "Home",
 			NodeName: "900a",
 		},
-		Cert: Cert{Mode: CertSelfSigned},
-		DDNS: defaultDDNS(),
+		Cert:      Cert{Mode: CertSelfSigned},
+		DDNS:      defaultDDNS(),
+		PeerRelay: defaultPeerRelay(),
 	}
 }
 

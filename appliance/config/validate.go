@@ -59,6 +59,7 @@ func (c Config) Validate() error {
 	c.validateCert(&errs)
 	c.validateDDNS(&errs)
 	c.Tailnet.validate(&errs)
+	c.validatePeerRelay(&errs)
 	if len(errs) == 0 {
 		return nil
 	}

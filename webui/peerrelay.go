@@ -1,0 +1,155 @@
+package webui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/homederp/homederp/appliance/config"
+	"github.com/homederp/homederp/peerrelay"
+	"tailscale.com/client/local"
+	"tailscale.com/ipn"
+)
+
+// The peer relay is an optional extra beside DERP: the box's tailscaled
+// also relays UDP between nodes of the tailnet that cannot reach each
+// other directly. The switch lives on the setup page, what the tailnet
+// policy needs lives on the DERP map page next to the map, and what
+// tailscaled reports (port, running, sessions) on the status page. The
+// switch sets tailscaled's preference through the LocalAPI
+// (peerrelay.Apply); the appliance keeps it set.
+
+// peerRelayView is the peer relay as the pages show it.
+type peerRelayView struct {
+	Enabled bool `json:"enabled"` // the configuration's switch
+	Port    int  `json:"port"`    // the configuration's port, e.g. 40000
+
+	// What the box's tailscaled says; Error when it could not.
+	Tailscaled  *peerrelay.Status `json:"tailscaled,omitempty"`
+	Error       string            `json:"error,omitempty"`
+	Unsupported bool              `json:"unsupported,omitempty"` // tailscaled has no relay server
+	Sessions    int               `json:"sessions"`              // established sessions
+	Bytes       uint64            `json:"bytes"`                 // relayed in the current sessions
+
+	// For the policy: how it names the box's node ("" until logged in),
+	// the grant to paste, and whether the box uses a control server
+	// other than Tailscale's (headscale).
+	Box       string `json:"box,omitempty"`
+	Grant     string `json:"grant,omitempty"`
+	Headscale bool   `json:"headscale"`
+}
+
+// Applied says tailscaled relays as the configuration asks.
+func (v peerRelayView) Applied() bool {
+	return v.Tailscaled != nil && v.Tailscaled.Port == config.PeerRelay{Enabled: v.Enabled, Port: v.Port}.ActivePort()
+}
+
+// boxPlaceholder names the box in the grant before its tailscaled is
+// logged in (or when it cannot be asked).
+const boxPlaceholder = "tag:homederp"
+
+// peerRelayState asks the box's tailscaled about its peer relay, briefly.
+func (s *Server) peerRelayState(ctx context.Context, c config.Config) peerRelayView {
+	v := peerRelayView{
+		Enabled:   c.PeerRelay.Enabled,
+		Port:      c.PeerRelay.Port,
+		Headscale: c.Tailnet.ControlURL != "" && c.Tailnet.ControlURL != ipn.DefaultControlURL,
+	}
+	if lc := s.tailscaled(c); lc != nil {
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		v.ask(ctx, lc)
+	} else {
+		v.Error = "this build runs no tailscaled"
+	}
+	name := v.Box
+	if name == "" {
+		name = boxPlaceholder
+	}
+	v.Grant = string(peerrelay.Grant(name))
+	return v
+}
+
+// ask fills in what tailscaled reports.
+func (v *peerRelayView) ask(ctx context.Context, lc *local.Client) {
+	if st, err := lc.StatusWithoutPeers(ctx); err == nil && st.Self != nil {
+		var tags []string
+		if st.Self.Tags != nil {
+			tags = st.Self.Tags.AsSlice()
+		}
+		v.Box = peerrelay.PolicyName(tags, st.TailscaleIPs)
+	}
+	st, err := peerrelay.Read(ctx, lc)
+	switch {
+	case errors.Is(err, peerrelay.ErrUnsupported):
+		v.Unsupported = true
+		v.Error = "the box's tailscaled was built without the peer relay server"
+	case err != nil:
+		v.Error = "cannot reach the box's tailscaled: " + plainLocalAPIError(err)
+		return
+	}
+	v.Tailscaled = &st
+	for _, ss := range st.Sessions {
+		if ss.Established() {
+			v.Sessions++
+		}
+		v.Bytes += ss.Bytes()
+	}
+}
+
+// peerRelayWarnings are the status page's warnings about the peer relay:
+// only when it is meant to be on, or tailscaled relays against the switch.
+func peerRelayWarnings(v peerRelayView) []string {
+	var ws []string
+	st := v.Tailscaled
+	switch {
+	case !v.Enabled:
+		if st != nil && st.Port != 0 {
+			ws = append(ws, fmt.Sprintf("The peer relay is switched off, but the box's tailscaled still relays on UDP %d.", st.Port))
+		}
+	case v.Unsupported:
+		ws = append(ws, "The peer relay is switched on, but the box's tailscaled was built without the peer relay server.")
+	case st == nil:
+		ws = append(ws, fmt.Sprintf("The peer relay is switched on (UDP %d), but the box's tailscaled cannot be asked whether it relays: %s.", v.Port, v.Error))
+	case st.Port != v.Port:
+		ws = append(ws, fmt.Sprintf("The peer relay is switched on for UDP %d, but the box's tailscaled has not taken the setting yet; the box keeps trying.", v.Port))
+	case !st.Running:
+		ws = append(ws, fmt.Sprintf("The box's tailscaled is set to relay on UDP %d, but its relay server is not running: the port may be taken on the box, or the control server turned relaying off for this node.", v.Port))
+	}
+	return ws
+}
+
+// savePeerRelay is the setup page's peer relay switch: save the
+// configuration, then tell the box's tailscaled.
+func (s *Server) savePeerRelay(w http.ResponseWriter, r *http.Request, u *user) {
+	c := s.o.Store.Config()
+	errs := fieldErrs{}
+	c.PeerRelay.Enabled = checked(r.PostForm, "peer_relay.enabled")
+	atoi(errs, r.PostForm, "peer_relay.port", &c.PeerRelay.Port)
+	if !s.save(w, r, u, "peerrelay", c, errs) {
+		return
+	}
+	state := "off"
+	if c.PeerRelay.Enabled {
+		state = fmt.Sprintf("on, UDP %d", c.PeerRelay.Port)
+	}
+	lc := s.tailscaled(c)
+	if lc == nil {
+		s.done(w, r, u, "peerrelay", "Saved the peer relay (%s), but this build runs no tailscaled to relay.", state)
+		return
+	}
+	ctx, cancel := reqCtx(r, 10*time.Second)
+	defer cancel()
+	if _, err := peerrelay.Apply(ctx, lc, c.PeerRelay.ActivePort()); err != nil {
+		s.o.Logf("webui: peer relay: %v", err)
+		s.done(w, r, u, "peerrelay", "Saved the peer relay (%s), but the box's tailscaled could not be told: %s. The box keeps trying.", state, plainLocalAPIError(err))
+		return
+	}
+	if !c.PeerRelay.Enabled {
+		s.done(w, r, u, "peerrelay", "The box's tailscaled no longer relays for other nodes.")
+		return
+	}
+	s.done(w, r, u, "peerrelay", "The box's tailscaled now relays on UDP %d. Forward that port on the router and add the grant from the DERP map page to your policy.", c.PeerRelay.Port)
+}
