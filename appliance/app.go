@@ -26,14 +26,14 @@ type options struct {
 
 // app wires the services to the config store.
 type app struct {
-	opts  options
-	logf  logger.Logf
-	store *config.Store
-	relay *relayService
-	ddns  *ddnsService
-	peers *peerRelayService
-	webui *webuiService
-	errc  chan error // a service that stopped on its own
+	opts      options
+	logf      logger.Logf
+	store     *config.Store
+	relay     *relayService
+	ddns      *ddnsService
+	peerRelay *peerRelayService
+	webui     *webuiService
+	errc      chan error // a service that stopped on its own
 
 	mu sync.Mutex // serialises writeDERPMap
 }
@@ -67,9 +67,9 @@ func start(opts options, logf logger.Logf) (*app, error) {
 	}
 	a.ddns = newDDNSService(a)
 	a.ddns.apply(store.Config())
-	a.peers = newPeerRelayService(a)
+	a.peerRelay = newPeerRelayService(a)
 	if err := a.writeDERPMap(); err != nil {
-		a.peers.close()
+		a.peerRelay.close()
 		return nil, err
 	}
 	store.Subscribe(func(c config.Config) {
@@ -77,13 +77,13 @@ func start(opts options, logf logger.Logf) (*app, error) {
 			logf("applying the new configuration to the relay: %v", err)
 		}
 		a.ddns.apply(c)
-		a.peers.apply(c)
+		a.peerRelay.apply(c)
 		if err := a.writeDERPMap(); err != nil {
 			logf("%v", err)
 		}
 	})
 	if err := a.startWebUI(); err != nil {
-		a.peers.close()
+		a.peerRelay.close()
 		a.ddns.close()
 		a.relay.close()
 		return nil, fmt.Errorf("starting the web UI: %w", err)
@@ -93,7 +93,7 @@ func start(opts options, logf logger.Logf) (*app, error) {
 
 func (a *app) close() {
 	a.webui.close()
-	a.peers.close()
+	a.peerRelay.close()
 	a.ddns.close()
 	a.relay.close()
 }

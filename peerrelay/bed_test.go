@@ -46,7 +46,7 @@ type bed struct {
 // boxAddr is the box's address in the bed.
 const boxAddr = "10.14.1.2"
 
-func newBed(t *testing.T) *bed {
+func newBed(t testing.TB) *bed {
 	t.Helper()
 	b := &bed{
 		hub:   netnstest.New(t, "hd-pr-hub"),
@@ -78,7 +78,7 @@ func newBed(t *testing.T) *bed {
 
 // startRelay runs homederp's relay in the box namespace and returns the
 // DERP map the control server hands out: only region 900 "home", pinned.
-func (b *bed) startRelay(t *testing.T) *tailcfg.DERPMap {
+func (b *bed) startRelay(t testing.TB) *tailcfg.DERPMap {
 	t.Helper()
 	dir := t.TempDir()
 	certs, err := relay.SelfSigned(filepath.Join(dir, "certs"), boxAddr, time.Now())
@@ -109,7 +109,7 @@ func (b *bed) startRelay(t *testing.T) *tailcfg.DERPMap {
 // startControl runs testcontrol in the hub. PeerRelayGrants makes it
 // grant tailscale.com/cap/relay and cap/relay-target between all nodes,
 // what the policy's grant (Grant) makes Tailscale's control server send.
-func (b *bed) startControl(t *testing.T, dm *tailcfg.DERPMap) {
+func (b *bed) startControl(t testing.TB, dm *tailcfg.DERPMap) {
 	t.Helper()
 	b.control = &testcontrol.Server{
 		DERPMap:          dm,
@@ -144,7 +144,7 @@ const (
 	nodeStopTimeout = 10 * time.Second
 )
 
-func (b *bed) startNode(t *testing.T, ns *netnstest.NS, name string) *node {
+func (b *bed) startNode(t testing.TB, ns *netnstest.NS, name string) *node {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "hd-pr-"+name) // short: unix socket paths are limited
 	if err != nil {
@@ -217,7 +217,7 @@ func (b *bed) startNode(t *testing.T, ns *netnstest.NS, name string) *node {
 }
 
 // run runs the tailscale CLI against the node and fails the test on error.
-func (n *node) run(t *testing.T, args ...string) string {
+func (n *node) run(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := n.tailscale(args...)
 	if err != nil {
@@ -235,7 +235,7 @@ func (n *node) tailscale(args ...string) (string, error) {
 }
 
 // logTail logs the last lines of a tailscaled's log.
-func logTail(t *testing.T, name, path string, lines int) {
+func logTail(t testing.TB, name, path string, lines int) {
 	f, err := os.Open(path)
 	if err != nil {
 		return

@@ -23,7 +23,7 @@ const relayPort = 40000
 // pingVia runs `tailscale ping` from one node to another until a pong
 // comes back over the path want names (e.g. "peer-relay(" or
 // "DERP(home)"), for at most timeout, and returns that pong's line.
-func pingVia(t *testing.T, from, to *node, want string, timeout time.Duration) string {
+func pingVia(t testing.TB, from, to *node, want string, timeout time.Duration) string {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last string
@@ -43,7 +43,7 @@ func pingVia(t *testing.T, from, to *node, want string, timeout time.Duration) s
 
 // dropped reads how many packets the hub's rule for the direct path
 // dropped.
-func dropped(t *testing.T, b *bed) int {
+func dropped(t testing.TB, b *bed) int {
 	t.Helper()
 	out := b.hub.Run("nft", "list", "chain", "inet", "pr14", "forward")
 	n := 0
@@ -102,29 +102,10 @@ func TestPeerRelay(t *testing.T) {
 		const size = 1 << 20
 		payload := make([]byte, size)
 		rand.Read(payload)
-		// n2 serves the payload on its loopback; its userspace tailscaled
-		// forwards connections to its tailnet address there.
-		ln := n2.ns.MustListen("tcp4", "127.0.0.1:0")
-		go func() {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-			c.Write(payload)
-		}()
+		port := payloadServer(t, n2, payload)
 		before := relayedBytes(t, box)
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		c, err := n1.lc.DialTCP(ctx, n2.ip.String(), uint16(ln.Addr().(*net.TCPAddr).Port))
-		if err != nil {
-			t.Fatalf("n1 dialling n2 through its tailscaled: %v", err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(30 * time.Second))
-		got, err := io.ReadAll(c)
-		if err != nil || !bytes.Equal(got, payload) {
-			t.Fatalf("n1 read %d of %d bytes from n2 (%v), or not the ones sent", len(got), size, err)
+		if got := fetch(t, n1, n2, port); !bytes.Equal(got, payload) {
+			t.Fatalf("n1 read %d of %d bytes from n2, or not the ones sent", len(got), size)
 		}
 		// The bytes went through the box: its relay counted them.
 		st := awaitStatus(t, box, func(st Status) bool { return relayedBytes(t, box)-before >= size })
@@ -145,9 +126,48 @@ func TestPeerRelay(t *testing.T) {
 	})
 }
 
+// payloadServer serves payload to every connection on n's loopback,
+// where its userspace tailscaled forwards the connections to its tailnet
+// address, and returns the port.
+func payloadServer(t testing.TB, n *node, payload []byte) int {
+	ln := n.ns.MustListen("tcp4", "127.0.0.1:0")
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return // the test ended
+			}
+			go func() {
+				defer c.Close()
+				c.Write(payload)
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// fetch reads what to's payloadServer on port sends, dialling through
+// from's tailscaled (as `tailscale nc` does), in at most 60 s.
+func fetch(t testing.TB, from, to *node, port int) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := from.lc.DialTCP(ctx, to.ip.String(), uint16(port))
+	if err != nil {
+		t.Fatalf("%s dialling %s through its tailscaled: %v", from.name, to.name, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("%s reading from %s: %v after %d bytes", from.name, to.name, err, len(got))
+	}
+	return got
+}
+
 // relayedBytes is what the box's relay has relayed in its current
 // sessions.
-func relayedBytes(t *testing.T, box *node) uint64 {
+func relayedBytes(t testing.TB, box *node) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -163,7 +183,7 @@ func relayedBytes(t *testing.T, box *node) uint64 {
 }
 
 // awaitStatus polls Read on n until ok accepts the status (bounded).
-func awaitStatus(t *testing.T, n *node, ok func(Status) bool) Status {
+func awaitStatus(t testing.TB, n *node, ok func(Status) bool) Status {
 	t.Helper()
 	var st Status
 	var err error
