@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/homederp/homederp/appliance/config"
+	"github.com/homederp/homederp/ddns"
 	"github.com/homederp/homederp/peerrelay"
 )
 
@@ -15,7 +17,8 @@ import (
 const peerRelayRecheck = 30 * time.Second
 
 // peerRelayService keeps the box's tailscaled's relay server port as the
-// configuration says. The web UI sets it when the switch is saved; this
+// configuration says, and offers peers the line's public IPv4 with that
+// port (the router's port-forward) as ddns detects it. The web UI sets it when the switch is saved; this
 // covers what happens afterwards: tailscaled was not running then, or it
 // started afresh with a new login profile (after a logout), which has no
 // such preference. It leaves tailscaled alone until the configuration
@@ -56,25 +59,14 @@ func (ps *peerRelayService) loop() {
 		c := ps.a.store.Config()
 		touched = touched || c.PeerRelay.Enabled
 		if touched {
-			port := c.PeerRelay.ActivePort()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			changed, err := peerrelay.Apply(ctx, tailscaledClient(c), port)
-			cancel()
+			err := ps.sync(c)
 			// A lasting problem (tailscaled not running) is logged
 			// when it starts and when it changes, not every 30 s.
-			switch msg := fmt.Sprint(err); {
-			case err != nil && msg != lastErr:
+			if msg := fmt.Sprint(err); err != nil && msg != lastErr {
 				ps.a.logf("peerrelay: %v", err)
 				lastErr = msg
-			case err == nil:
+			} else if err == nil {
 				lastErr = ""
-			}
-			if changed && err == nil {
-				if port == 0 {
-					ps.a.logf("peerrelay: the box's tailscaled no longer relays")
-				} else {
-					ps.a.logf("peerrelay: the box's tailscaled relays on udp %d", port)
-				}
 			}
 		}
 		select {
@@ -84,6 +76,45 @@ func (ps *peerRelayService) loop() {
 		case <-t.C:
 		}
 	}
+}
+
+// sync sets the box's tailscaled's relay port and advertised addresses
+// as c (and ddns) say, logging what it changed.
+func (ps *peerRelayService) sync(c config.Config) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lc := tailscaledClient(c)
+	port := c.PeerRelay.ActivePort()
+	changed, err := peerrelay.Apply(ctx, lc, port)
+	if err != nil {
+		return err
+	}
+	switch {
+	case changed && port == 0:
+		ps.a.logf("peerrelay: the box's tailscaled no longer relays")
+	case changed:
+		ps.a.logf("peerrelay: the box's tailscaled relays on udp %d", port)
+	}
+	addrs := forwardedEndpoints(c, ps.a.ddns.Status())
+	if changed, err := peerrelay.Advertise(ctx, lc, addrs); err != nil {
+		return err
+	} else if changed && len(addrs) > 0 {
+		ps.a.logf("peerrelay: offering peers %v (the router's port-forward)", addrs)
+	}
+	return nil
+}
+
+// forwardedEndpoints is where peers on the Internet reach the relay over
+// IPv4 through the router's port-forward: the line's public IPv4 as ddns
+// detected it, with the relay's port. None when the relay is off, the
+// address is unknown (no ddns), or the line has no public IPv4 of its own
+// (CGNAT, DS-Lite: a forward on the home router does not help). IPv6 needs
+// none: the box's global address is its own, and tailscaled offers it.
+func forwardedEndpoints(c config.Config, ds ddns.Status) []netip.AddrPort {
+	if !c.PeerRelay.Enabled || !ds.PublicIPv4.IsValid() || ds.NoIPv4 || ds.CGNAT {
+		return nil
+	}
+	return []netip.AddrPort{netip.AddrPortFrom(ds.PublicIPv4, uint16(c.PeerRelay.Port))}
 }
 
 func (ps *peerRelayService) close() {

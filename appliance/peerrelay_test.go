@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/homederp/homederp/appliance/config"
+	"github.com/homederp/homederp/ddns"
 	"github.com/homederp/homederp/internal/devbox"
 	"github.com/homederp/homederp/internal/testenv"
 	"github.com/homederp/homederp/peerrelay"
@@ -86,4 +89,27 @@ func pref(t *testing.T, lc *local.Client) int {
 		t.Fatal(err)
 	}
 	return st.Port
+}
+
+func TestForwardedEndpoints(t *testing.T) {
+	on := config.Default()
+	on.PeerRelay = config.PeerRelay{Enabled: true, Port: 40000}
+	off := config.Default()
+	public := netip.MustParseAddr("203.0.113.9")
+	for _, tt := range []struct {
+		name string
+		c    config.Config
+		ds   ddns.Status
+		want []netip.AddrPort
+	}{
+		{"the line's address, the relay's port", on, ddns.Status{PublicIPv4: public}, []netip.AddrPort{netip.MustParseAddrPort("203.0.113.9:40000")}},
+		{"relay off", off, ddns.Status{PublicIPv4: public}, nil},
+		{"no ddns", on, ddns.Status{}, nil},
+		{"CGNAT", on, ddns.Status{PublicIPv4: public, CGNAT: true}, nil},
+		{"no IPv4 of its own", on, ddns.Status{PublicIPv4: public, NoIPv4: true}, nil},
+	} {
+		if got := forwardedEndpoints(tt.c, tt.ds); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
+		}
+	}
 }

@@ -21,6 +21,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 
 	"tailscale.com/client/local"
@@ -56,6 +58,29 @@ func Apply(ctx context.Context, lc *local.Client, port int) (changed bool, err e
 	return true, nil
 }
 
+// Advertise sets the addresses tailscaled offers peers for its relay
+// server besides those it finds itself (ipn.Prefs
+// RelayServerStaticEndpoints), e.g. the line's public IPv4 with the UDP
+// port the router forwards: tailscaled learns its public address only by
+// STUN, and a home router that does not hairpin can keep the box from
+// reaching the STUN server it runs itself. nil offers none. Like Apply, it
+// edits only when the preference differs.
+func Advertise(ctx context.Context, lc *local.Client, addrs []netip.AddrPort) (changed bool, err error) {
+	prefs, err := lc.GetPrefs(ctx)
+	if err != nil {
+		return false, fmt.Errorf("reading tailscaled's preferences: %w", err)
+	}
+	if slices.Equal(prefs.RelayServerStaticEndpoints, addrs) {
+		return false, nil
+	}
+	mp := &ipn.MaskedPrefs{RelayServerStaticEndpointsSet: true}
+	mp.RelayServerStaticEndpoints = addrs
+	if _, err := lc.EditPrefs(ctx, mp); err != nil {
+		return false, fmt.Errorf("setting the addresses tailscaled offers for its relay to %v: %w", addrs, err)
+	}
+	return true, nil
+}
+
 // ErrUnsupported means the tailscaled has no peer relay server: it was
 // built with ts_omit_relayserver, or predates peer relays.
 var ErrUnsupported = errors.New("this tailscaled has no peer relay server")
@@ -75,6 +100,9 @@ type Status struct {
 	// Port is the relay server port in tailscaled's preferences, e.g.
 	// 40000; 0 when the relay is off.
 	Port int `json:"port"`
+	// Advertised are the addresses tailscaled offers besides those it
+	// finds itself (Advertise), e.g. ["203.0.113.7:40000"].
+	Advertised []string `json:"advertised,omitempty"`
 	// Running says tailscaled's relay server is up: it bound its UDP
 	// sockets. A preference without a running server means the port is
 	// taken on the box, or the control server disabled relaying for this
@@ -117,6 +145,9 @@ func Read(ctx context.Context, lc *local.Client) (Status, error) {
 		return Status{}, fmt.Errorf("reading tailscaled's preferences: %w", err)
 	}
 	st := Status{Port: prefPort(prefs), Sessions: []Session{}}
+	for _, a := range prefs.RelayServerStaticEndpoints {
+		st.Advertised = append(st.Advertised, a.String())
+	}
 	ss, err := lc.DebugPeerRelaySessions(ctx)
 	if err != nil {
 		if msg := err.Error(); strings.HasPrefix(msg, "404 ") || strings.Contains(msg, "extension unavailable") {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -111,6 +112,31 @@ func TestPeerRelay(t *testing.T) {
 		st := awaitStatus(t, box, func(st Status) bool { return relayedBytes(t, box)-before >= size })
 		for _, s := range st.Sessions {
 			t.Logf("session vni %d: %s %d bytes, %s %d bytes", s.VNI, s.Clients[0].Endpoint, s.Clients[0].Bytes, s.Clients[1].Endpoint, s.Clients[1].Bytes)
+		}
+	})
+
+	t.Run("it offers the address the router forwards", func(t *testing.T) {
+		// In the bed no router forwards anything: a documentation
+		// address stands for the line's public IPv4.
+		forwarded := netip.MustParseAddrPort("203.0.113.7:" + strconv.Itoa(relayPort))
+		if changed, err := Advertise(ctx, box.lc, []netip.AddrPort{forwarded}); err != nil || !changed {
+			t.Fatalf("Advertise(%v): changed %v, %v; want a change", forwarded, changed, err)
+		}
+		if got := strings.TrimSpace(box.run(t, "get", "relay-server-static-endpoints")); got != forwarded.String() {
+			t.Errorf("tailscale get relay-server-static-endpoints: got %q, want %q", got, forwarded)
+		}
+		st := awaitStatus(t, box, func(st Status) bool { return st.Running })
+		if len(st.Advertised) != 1 || st.Advertised[0] != forwarded.String() {
+			t.Errorf("Read: advertised %q, want [%v]", st.Advertised, forwarded)
+		}
+		// The relay keeps working with an address that leads nowhere
+		// among its candidates.
+		pingVia(t, n1, n2, "peer-relay("+boxAddr+":"+strconv.Itoa(relayPort), 30*time.Second)
+		if changed, err := Advertise(ctx, box.lc, nil); err != nil || !changed {
+			t.Fatalf("Advertise(nil): changed %v, %v; want a change", changed, err)
+		}
+		if got := strings.TrimSpace(box.run(t, "get", "relay-server-static-endpoints")); got != "" {
+			t.Errorf("tailscale get relay-server-static-endpoints after clearing: got %q", got)
 		}
 	})
 
