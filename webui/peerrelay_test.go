@@ -2,6 +2,7 @@ package webui
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -141,6 +142,23 @@ func TestPeerRelaySwitch(t *testing.T) {
 		}
 		_, body := b.get("/")
 		contains(t, "status page", body, "has not taken the setting yet")
+	})
+
+	t.Run("a port taken on the box is a warning", func(t *testing.T) {
+		taken, err := net.ListenPacket("udp4", ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer taken.Close()
+		takenPort := taken.LocalAddr().(*net.UDPAddr).Port
+		resp, body := b.submit("/setup", "/setup/peerrelay", url.Values{"peer_relay.enabled": {"on"}, "peer_relay.port": {strconv.Itoa(takenPort)}})
+		mustStatus(t, "switch on a taken port", resp, body, http.StatusSeeOther)
+		v := peerRelayJSON(t, b, "/")
+		if v.Tailscaled == nil || v.Tailscaled.Port != takenPort || v.Tailscaled.Running {
+			t.Errorf("on a taken port: %+v (tailscaled %+v), want the port set and the server not running", v, v.Tailscaled)
+		}
+		_, body = b.get("/")
+		contains(t, "status page", body, "set to relay on UDP "+strconv.Itoa(takenPort)+", but its relay server is not running")
 	})
 
 	t.Run("switched off", func(t *testing.T) {
