@@ -9,7 +9,7 @@ import (
 
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/ddns"
-	"github.com/homederp/homederp/peerrelay"
+	"github.com/homederp/homederp/relay/peerrelay"
 )
 
 // peerRelayRecheck is how often the box's tailscaled is checked for the

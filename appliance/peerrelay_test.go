@@ -12,7 +12,7 @@ import (
 	"github.com/homederp/homederp/ddns"
 	"github.com/homederp/homederp/internal/devbox"
 	"github.com/homederp/homederp/internal/testenv"
-	"github.com/homederp/homederp/peerrelay"
+	"github.com/homederp/homederp/relay/peerrelay"
 	"tailscale.com/client/local"
 	"tailscale.com/tstest/integration"
 )

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/homederp/homederp/appliance/config"
-	"github.com/homederp/homederp/peerrelay"
+	"github.com/homederp/homederp/relay/peerrelay"
 	"tailscale.com/client/local"
 	"tailscale.com/ipn"
 )

@@ -13,7 +13,7 @@ import (
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/internal/devbox"
 	"github.com/homederp/homederp/internal/testenv"
-	"github.com/homederp/homederp/peerrelay"
+	"github.com/homederp/homederp/relay/peerrelay"
 	"tailscale.com/client/local"
 	"tailscale.com/tstest/integration"
 )
