@@ -1,0 +1,150 @@
+package ddns
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/homederp/homederp/ddns/authdns"
+	"github.com/homederp/homederp/ddns/detect"
+	"github.com/homederp/homederp/ddns/ipclass"
+)
+
+// family is the per-type bookkeeping of one check.
+type family struct {
+	typ     string // "A" or "AAAA"
+	enabled bool
+	det     detect.Family
+	answers []authdns.Answer
+}
+
+// Check runs one round: detect, compare with the authoritative servers,
+// write only on disagreement, confirm, record. It returns the first
+// problem that should make Run back off. Nothing is ever deleted, and
+// nothing is written unless the address is known for sure.
+func (u *Updater) Check(ctx context.Context) error {
+	now := u.c.Clock.Now()
+	res := u.c.Detector.Detect(ctx, u.c.IPv4, u.c.IPv6)
+	fams := []*family{
+		{typ: "A", enabled: u.c.IPv4, det: res.IPv4},
+		{typ: "AAAA", enabled: u.c.IPv6, det: res.IPv6},
+	}
+
+	var warnings []string
+	var problems []string
+	var sources []string
+	u.mu.Lock()
+	prev := u.status
+	u.mu.Unlock()
+	next := Status{CGNAT: res.IPv4.CGNAT}
+	for _, f := range fams {
+		if !f.enabled {
+			continue
+		}
+		for _, o := range f.det.Observations {
+			sources = append(sources, o.String())
+		}
+		warnings = append(warnings, f.det.Warnings...)
+		switch f.det.State {
+		case detect.Known:
+			if f.typ == "A" {
+				next.PublicIPv4 = f.det.Addr
+			} else {
+				next.PublicIPv6 = f.det.Addr
+			}
+		case detect.None:
+			if f.typ == "A" {
+				next.NoIPv4 = true
+			}
+			warnings = append(warnings, f.det.Problem)
+		case detect.Unknown:
+			problems = append(problems, fmt.Sprintf("%s: %s", familyName(f.typ), f.det.Problem))
+			if f.typ == "A" {
+				// Unknown is no verdict: keep the last one, so that
+				// one failed check does not flip the DERP map.
+				next.NoIPv4, next.CGNAT = prev.NoIPv4, prev.CGNAT
+			}
+		}
+	}
+
+	served, err := u.c.Verifier.Served(ctx, u.c.Hostname, u.c.IPv4, u.c.IPv6)
+	if err != nil {
+		problems = append(problems, fmt.Sprintf("Could not ask the authoritative DNS servers: %v", err))
+		return u.finish(now, next, warnings, problems, sources, nil)
+	}
+	next.Zone = served.Zone
+	fams[0].answers, fams[1].answers = served.A, served.AAAA
+	next.ServedA = authdns.Compare(served.A, nil).Union
+	next.ServedAAAA = authdns.Compare(served.AAAA, nil).Union
+
+	for _, a := range append(slices.Clone(next.ServedA), next.ServedAAAA...) {
+		if ipclass.IsCloudflare(a) {
+			next.Proxied = true
+			problems = append(problems, fmt.Sprintf("%s is proxied by Cloudflare (orange cloud): its authoritative servers answer %v, a Cloudflare address. DERP on a custom port and STUN over UDP cannot pass Cloudflare's proxy. In the Cloudflare dashboard, set the record to \"DNS only\" (grey cloud); homederp does not change the setting for you.", u.c.Hostname, a))
+			return u.finish(now, next, warnings, problems, sources, nil)
+		}
+	}
+
+	// Decide per family.
+	want := map[string]netip.Addr{}
+	for _, f := range fams {
+		if !f.enabled {
+			continue
+		}
+		g := authdns.Compare(f.answers, nil)
+		if f.det.State == detect.None && g.Answered > 0 && len(g.Union) > 0 {
+			warnings = append(warnings, fmt.Sprintf("DNS still serves %s %s for %s, but the line has no usable public %s. homederp never deletes records: remove it yourself if you like (the DERP map already tells clients not to use it).", f.typ, joinAddrs(g.Union), u.c.Hostname, familyName(f.typ)))
+		}
+		if f.det.State != detect.Known {
+			continue
+		}
+		addr := f.det.Addr
+		g = authdns.Compare(f.answers, []netip.Addr{addr})
+		switch {
+		case g.InSync():
+			u.adopt(f.typ, addr)
+		case g.Matching > 0:
+			warnings = append(warnings, fmt.Sprintf("Some authoritative servers still serve an old %s record for %s (%s); waiting for them to catch up.", f.typ, u.c.Hostname, staleServers(f.answers, addr)))
+		default:
+			want[f.typ] = addr
+		}
+	}
+	if len(want) == 0 {
+		return u.finish(now, next, warnings, problems, sources, nil)
+	}
+
+	// Hysteresis: a second detection a moment later must say the same,
+	// so one odd answer cannot flip the record back and forth.
+	if err := u.sleep(ctx, u.c.RedetectDelay); err != nil {
+		return err
+	}
+	again := u.c.Detector.Detect(ctx, want["A"].IsValid(), want["AAAA"].IsValid())
+	for typ, addr := range want {
+		d := again.IPv4
+		if typ == "AAAA" {
+			d = again.IPv6
+		}
+		if d.State != detect.Known || d.Addr != addr {
+			problems = append(problems, fmt.Sprintf("%s: the address changed between two checks (%v, then %s); waiting until it settles.", familyName(typ), addr, describe(d)))
+			delete(want, typ)
+		}
+	}
+	if len(want) == 0 {
+		return u.finish(now, next, warnings, problems, sources, nil)
+	}
+
+	changes, err := u.write(ctx, fams, want)
+	if err != nil {
+		problems = append(problems, err.Error())
+	} else {
+		// Show what was verified, not the answer from before the write.
+		if a, ok := want["A"]; ok {
+			next.ServedA = []netip.Addr{a}
+		}
+		if a, ok := want["AAAA"]; ok {
+			next.ServedAAAA = []netip.Addr{a}
+		}
+	}
+	return u.finish(now, next, warnings, problems, sources, changes)
+}
