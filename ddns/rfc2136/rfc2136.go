@@ -39,11 +39,15 @@ type Provider struct {
 	// (*authdns.Checker).FindZone.
 	FindZone func(ctx context.Context, name string) (string, error)
 
-	updates atomic.Int64
+	updates, requests atomic.Int64
 }
 
 // Updates returns how many UPDATE messages the provider sent.
 func (p *Provider) Updates() int64 { return p.updates.Load() }
+
+// Requests returns how many messages the provider sent to the server:
+// updates, the reads before them and key checks.
+func (p *Provider) Requests() int64 { return p.requests.Load() }
 
 // ZoneFor returns the configured zone or finds hostname's zone.
 func (p *Provider) ZoneFor(ctx context.Context, hostname string) (string, error) {
@@ -118,9 +122,17 @@ func fromRR(zone string, rr dns.RR) libdns.Record {
 	return rec
 }
 
-// SetRecords replaces the RRset of every (name, type) in recs with the
-// given records, all in one UPDATE message, which the server applies
-// atomically: there is no moment at which the name has no address.
+// SetRecords sets the one record of every (name, type) in recs, all in
+// one UPDATE message, which the server applies atomically: there is no
+// moment at which the name has no address.
+//
+// It touches nothing else. A (name, type) that already has several
+// records (say a second A record added by hand) is refused, as the
+// Cloudflare provider refuses it, because replacing the set would delete
+// the others and homederp never deletes. It reads the current records
+// from the server first and makes the update conditional on them (an RFC
+// 2136 prerequisite), so a record added in between makes the server
+// refuse the update instead of deleting it.
 func (p *Provider) SetRecords(ctx context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
 	m := p.newUpdate(zone)
 	type key struct {
@@ -134,11 +146,26 @@ func (p *Provider) SetRecords(ctx context.Context, zone string, recs []libdns.Re
 		if err != nil {
 			return nil, err
 		}
-		k := key{strings.ToLower(rr.Header().Name), rr.Header().Rrtype}
-		if !seen[k] {
-			seen[k] = true
-			m.RemoveRRset([]dns.RR{&dns.ANY{Hdr: dns.RR_Header{Name: rr.Header().Name, Rrtype: rr.Header().Rrtype, Class: dns.ClassINET}}})
+		h := rr.Header()
+		k := key{strings.ToLower(h.Name), h.Rrtype}
+		if seen[k] {
+			return nil, fmt.Errorf("two %s records for %s in one call: homederp keeps one record per name and type", dns.TypeToString[h.Rrtype], h.Name)
 		}
+		seen[k] = true
+		cur, err := p.lookup(ctx, h.Name, h.Rrtype)
+		if err != nil {
+			return nil, err
+		}
+		set := &dns.ANY{Hdr: dns.RR_Header{Name: h.Name, Rrtype: h.Rrtype, Class: dns.ClassINET}}
+		switch len(cur) {
+		case 0:
+			m.RRsetNotUsed([]dns.RR{set})
+		case 1:
+			m.Used(cur)
+		default:
+			return nil, fmt.Errorf("%s has several %s records (%s); homederp keeps exactly one and never deletes records, so remove the extra ones on the DNS server %s", strings.TrimSuffix(h.Name, "."), dns.TypeToString[h.Rrtype], rdata(cur), p.Server)
+		}
+		m.RemoveRRset([]dns.RR{set})
 		rrs = append(rrs, rr)
 	}
 	m.Insert(rrs)
@@ -146,6 +173,36 @@ func (p *Provider) SetRecords(ctx context.Context, zone string, recs []libdns.Re
 		return nil, err
 	}
 	return resultOf(zone, rrs), nil
+}
+
+// lookup asks the server for name's records of type typ. Every query
+// after it that changes them is conditional on this answer.
+func (p *Provider) lookup(ctx context.Context, name string, typ uint16) ([]dns.RR, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(name, typ)
+	m.RecursionDesired = false
+	r, err := p.exchange(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	if r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError {
+		return nil, fmt.Errorf("asking %s for the %s records of %s: DNS answer %s", p.Server, dns.TypeToString[typ], name, dns.RcodeToString[r.Rcode])
+	}
+	var out []dns.RR
+	for _, rr := range r.Answer {
+		if h := rr.Header(); h.Rrtype == typ && strings.EqualFold(h.Name, name) {
+			out = append(out, rr)
+		}
+	}
+	return out, nil
+}
+
+func rdata(rrs []dns.RR) string {
+	var parts []string
+	for _, rr := range rrs {
+		parts = append(parts, strings.TrimPrefix(rr.String(), rr.Header().String()))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // AppendRecords adds records without touching existing ones.
@@ -219,9 +276,31 @@ func (p *Provider) CheckKey(ctx context.Context, hostname string) error {
 	return p.send(ctx, m)
 }
 
-// send signs m, sends it over TCP and checks the answer, whose TSIG
-// signature miekg/dns verifies.
+// send sends m and checks the answer's code.
 func (p *Provider) send(ctx context.Context, m *dns.Msg) error {
+	r, err := p.exchange(ctx, m)
+	if err != nil {
+		return err
+	}
+	keyName := strings.ToLower(dns.Fqdn(p.KeyName))
+	switch r.Rcode {
+	case dns.RcodeSuccess:
+		return nil
+	case dns.RcodeNotAuth:
+		return fmt.Errorf("%s does not accept the TSIG key %s: the key name, algorithm or secret is wrong, or this box's clock is off (DNS answer NOTAUTH)", p.Server, keyName)
+	case dns.RcodeRefused:
+		return fmt.Errorf("%s refused the update: allow the key %s to update the zone %s (BIND: update-policy or allow-update) (DNS answer REFUSED)", p.Server, keyName, m.Question[0].Name)
+	case dns.RcodeNotZone:
+		return fmt.Errorf("%s says the record is outside the zone %s (DNS answer NOTZONE)", p.Server, m.Question[0].Name)
+	case dns.RcodeNXRrset, dns.RcodeYXRrset:
+		return fmt.Errorf("the records at %s changed while homederp was updating them, so the update was not applied (DNS answer %s); the next check looks again", p.Server, dns.RcodeToString[r.Rcode])
+	}
+	return fmt.Errorf("%s rejected the update: DNS answer %s", p.Server, dns.RcodeToString[r.Rcode])
+}
+
+// exchange signs m, sends it over TCP and returns the answer, whose TSIG
+// signature miekg/dns verifies.
+func (p *Provider) exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	timeout := p.Timeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -241,9 +320,10 @@ func (p *Provider) send(ctx context.Context, m *dns.Msg) error {
 	}
 	conn, err := d.DialContext(ctx, "tcp", p.Server)
 	if err != nil {
-		return fmt.Errorf("connecting to the DNS server %s: %w", p.Server, err)
+		return nil, fmt.Errorf("connecting to the DNS server %s: %w", p.Server, err)
 	}
 	defer conn.Close()
+	p.requests.Add(1)
 	if m.Opcode == dns.OpcodeUpdate {
 		p.updates.Add(1)
 	}
@@ -251,24 +331,21 @@ func (p *Provider) send(ctx context.Context, m *dns.Msg) error {
 	r, _, err := cl.ExchangeWithConnContext(ctx, m, &dns.Conn{Conn: conn})
 	if err != nil {
 		if errors.Is(err, dns.ErrAuth) || errors.Is(err, dns.ErrTime) {
-			return fmt.Errorf("%s does not accept the TSIG key %s: the key name, algorithm or secret is wrong, or this box's clock is off (%w)", p.Server, keyName, err)
+			return nil, fmt.Errorf("%s does not accept the TSIG key %s: the key name, algorithm or secret is wrong, or this box's clock is off (%w)", p.Server, keyName, err)
 		}
 		if errors.Is(err, dns.ErrSig) || errors.Is(err, dns.ErrSecret) || errors.Is(err, dns.ErrKeyAlg) {
-			return fmt.Errorf("the answer from %s is not signed with the TSIG key %s: check the key name, algorithm and secret (%w)", p.Server, keyName, err)
+			return nil, fmt.Errorf("the answer from %s is not signed with the TSIG key %s: check the key name, algorithm and secret (%w)", p.Server, keyName, err)
 		}
-		return fmt.Errorf("sending the update to %s: %w", p.Server, err)
+		return nil, fmt.Errorf("sending the %s to %s: %w", kind(m), p.Server, err)
 	}
-	switch r.Rcode {
-	case dns.RcodeSuccess:
-		return nil
-	case dns.RcodeNotAuth:
-		return fmt.Errorf("%s does not accept the TSIG key %s: the key name, algorithm or secret is wrong, or this box's clock is off (DNS answer NOTAUTH)", p.Server, keyName)
-	case dns.RcodeRefused:
-		return fmt.Errorf("%s refused the update: allow the key %s to update the zone %s (BIND: update-policy or allow-update) (DNS answer REFUSED)", p.Server, keyName, m.Question[0].Name)
-	case dns.RcodeNotZone:
-		return fmt.Errorf("%s says the record is outside the zone %s (DNS answer NOTZONE)", p.Server, m.Question[0].Name)
+	return r, nil
+}
+
+func kind(m *dns.Msg) string {
+	if m.Opcode == dns.OpcodeUpdate {
+		return "update"
 	}
-	return fmt.Errorf("%s rejected the update: DNS answer %s", p.Server, dns.RcodeToString[r.Rcode])
+	return "query"
 }
 
 // Interface guards.

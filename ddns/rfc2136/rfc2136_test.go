@@ -2,6 +2,7 @@ package rfc2136
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -166,5 +167,71 @@ func TestAgainstBIND(t *testing.T) {
 
 	if got := p.Updates(); got != 4 {
 		t.Errorf("Updates: got %d, want 4", got)
+	}
+}
+
+// TestSetRecordsRefusesSecondRecord: with two A records for the name (one
+// the user added by hand), SetRecords refuses, as the Cloudflare provider
+// does, instead of replacing the whole set: homederp never deletes.
+func TestSetRecordsRefusesSecondRecord(t *testing.T) {
+	srv := bindtest.Start(t, bindtest.Options{Zone: "example.com.", Records: []string{
+		"derp 60 IN A 192.0.2.1",
+		"derp 60 IN A 192.0.2.2",
+	}})
+	p := provider(srv)
+	_, err := p.SetRecords(context.Background(), "example.com.", []libdns.Record{
+		libdns.Address{Name: "derp", TTL: time.Minute, IP: netip.MustParseAddr("203.0.113.9")},
+	})
+	if err == nil || !strings.Contains(err.Error(), "several") {
+		t.Errorf("SetRecords over two A records: got %v, want an error about several records", err)
+	}
+	if got, want := ask(t, srv, "derp.example.com.", dns.TypeA), []string{"192.0.2.1", "192.0.2.2"}; !slices.Equal(got, want) {
+		t.Errorf("A after a refused SetRecords: got %v, want %v", got, want)
+	}
+	if got := p.Updates(); got != 0 {
+		t.Errorf("UPDATE messages sent: got %d, want 0", got)
+	}
+}
+
+// dialHook runs before every connection the provider opens.
+type dialHook struct {
+	n      int
+	before func(n int)
+}
+
+func (d *dialHook) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.n++
+	d.before(d.n)
+	var nd net.Dialer
+	return nd.DialContext(ctx, network, addr)
+}
+
+// TestSetRecordsRace: a second A record added between SetRecords' read and
+// its update makes the server refuse the update (the prerequisite no
+// longer holds) rather than delete the new record.
+func TestSetRecordsRace(t *testing.T) {
+	srv := bindtest.Start(t, bindtest.Options{Zone: "example.com.", Records: []string{"derp 60 IN A 192.0.2.1"}})
+	p := provider(srv)
+	ctx := context.Background()
+	p.Net = &dialHook{before: func(n int) {
+		if n == 2 { // the update, after the read
+			if _, err := provider(srv).AppendRecords(ctx, "example.com.", []libdns.Record{
+				libdns.Address{Name: "derp", TTL: time.Minute, IP: netip.MustParseAddr("192.0.2.2")},
+			}); err != nil {
+				t.Errorf("adding the second record: %v", err)
+			}
+		}
+	}}
+	_, err := p.SetRecords(ctx, "example.com.", []libdns.Record{
+		libdns.Address{Name: "derp", TTL: time.Minute, IP: netip.MustParseAddr("203.0.113.9")},
+	})
+	if err == nil || !strings.Contains(err.Error(), "changed while") {
+		t.Errorf("SetRecords racing an added record: got %v, want an error about records that changed", err)
+	}
+	if got, want := ask(t, srv, "derp.example.com.", dns.TypeA), []string{"192.0.2.1", "192.0.2.2"}; !slices.Equal(got, want) {
+		t.Errorf("A after the race: got %v, want %v", got, want)
+	}
+	if got := p.Requests(); got != 2 {
+		t.Errorf("messages sent: got %d, want 2 (the read and the update)", got)
 	}
 }
