@@ -23,20 +23,43 @@ type family struct {
 // write only on disagreement, confirm, record. It returns the first
 // problem that should make Run back off. Nothing is ever deleted, and
 // nothing is written unless the address is known for sure.
+//
+// A write and a change of the "no public IPv4" verdict (which turns the
+// DERP map's IPv4 to "none") both need two agreeing detections a moment
+// apart, so that one odd answer flips neither the record nor the map.
 func (u *Updater) Check(ctx context.Context) error {
 	now := u.c.Clock.Now()
+	u.mu.Lock()
+	prev := u.status
+	u.mu.Unlock()
+
 	res := u.c.Detector.Detect(ctx, u.c.IPv4, u.c.IPv6)
+	var again *detect.Result // the second detection, once made
+	redetect := func(v4, v6 bool) error {
+		if err := u.sleep(ctx, u.c.RedetectDelay); err != nil {
+			return err
+		}
+		r := u.c.Detector.Detect(ctx, v4, v6)
+		again = &r
+		return nil
+	}
+	var problems []string
+	if u.c.IPv4 && res.IPv4.State != detect.Unknown && (res.IPv4.State == detect.None) != prev.NoIPv4 {
+		if err := redetect(true, u.c.IPv6); err != nil {
+			return err
+		}
+		if again.IPv4.State != res.IPv4.State {
+			problems = append(problems, fmt.Sprintf("IPv4: two checks a moment apart disagree on whether the line has a public IPv4 (%s, then %s); the DERP map keeps its IPv4 setting until they agree.", describe(res.IPv4), describe(again.IPv4)))
+			res.IPv4 = detect.Family{State: detect.Unknown, Observations: res.IPv4.Observations}
+		}
+	}
 	fams := []*family{
 		{typ: "A", enabled: u.c.IPv4, det: res.IPv4},
 		{typ: "AAAA", enabled: u.c.IPv6, det: res.IPv6},
 	}
 
 	var warnings []string
-	var problems []string
 	var sources []string
-	u.mu.Lock()
-	prev := u.status
-	u.mu.Unlock()
 	next := Status{CGNAT: res.IPv4.CGNAT}
 	for _, f := range fams {
 		if !f.enabled {
@@ -59,7 +82,9 @@ func (u *Updater) Check(ctx context.Context) error {
 			}
 			warnings = append(warnings, f.det.Problem)
 		case detect.Unknown:
-			problems = append(problems, fmt.Sprintf("%s: %s", familyName(f.typ), f.det.Problem))
+			if f.det.Problem != "" {
+				problems = append(problems, fmt.Sprintf("%s: %s", familyName(f.typ), f.det.Problem))
+			}
 			if f.typ == "A" {
 				// Unknown is no verdict: keep the last one, so that
 				// one failed check does not flip the DERP map.
@@ -88,6 +113,7 @@ func (u *Updater) Check(ctx context.Context) error {
 
 	// Decide per family.
 	want := map[string]netip.Addr{}
+	var changes []Event // adopted after an earlier write
 	for _, f := range fams {
 		if !f.enabled {
 			continue
@@ -103,7 +129,7 @@ func (u *Updater) Check(ctx context.Context) error {
 		g = authdns.Compare(f.answers, []netip.Addr{addr})
 		switch {
 		case g.InSync():
-			u.adopt(f.typ, addr)
+			changes = append(changes, u.adopt(f.typ, addr)...)
 		case g.Matching > 0:
 			warnings = append(warnings, fmt.Sprintf("Some authoritative servers still serve an old %s record for %s (%s); waiting for them to catch up.", f.typ, u.c.Hostname, staleServers(f.answers, addr)))
 		default:
@@ -111,15 +137,16 @@ func (u *Updater) Check(ctx context.Context) error {
 		}
 	}
 	if len(want) == 0 {
-		return u.finish(now, next, warnings, problems, sources, nil)
+		return u.finish(now, next, warnings, problems, sources, changes)
 	}
 
 	// Hysteresis: a second detection a moment later must say the same,
 	// so one odd answer cannot flip the record back and forth.
-	if err := u.sleep(ctx, u.c.RedetectDelay); err != nil {
-		return err
+	if again == nil {
+		if err := redetect(want["A"].IsValid(), want["AAAA"].IsValid()); err != nil {
+			return err
+		}
 	}
-	again := u.c.Detector.Detect(ctx, want["A"].IsValid(), want["AAAA"].IsValid())
 	for typ, addr := range want {
 		d := again.IPv4
 		if typ == "AAAA" {
@@ -131,10 +158,11 @@ func (u *Updater) Check(ctx context.Context) error {
 		}
 	}
 	if len(want) == 0 {
-		return u.finish(now, next, warnings, problems, sources, nil)
+		return u.finish(now, next, warnings, problems, sources, changes)
 	}
 
-	changes, err := u.write(ctx, fams, want)
+	written, err := u.write(ctx, fams, want)
+	changes = append(changes, written...)
 	if err != nil {
 		problems = append(problems, err.Error())
 	} else {

@@ -23,9 +23,12 @@ const DefaultHistoryLen = 50
 // published and verified, and the recent events. It is written only after
 // a verified success (for Published) or when an event is added.
 type history struct {
-	Version    int               `json:"version"`
-	Hostname   string            `json:"hostname"`             // e.g. "derp.example.com"
-	Published  map[string]string `json:"published,omitempty"`  // "A" → "203.0.113.9", verified
+	Version   int               `json:"version"`
+	Hostname  string            `json:"hostname"`            // e.g. "derp.example.com"
+	Published map[string]string `json:"published,omitempty"` // "A" → "203.0.113.9", verified
+	// Pending are writes not yet seen served, e.g. "A" → "198.51.100.7"
+	// after a confirm timeout.
+	Pending    map[string]string `json:"pending,omitempty"`
 	LastChange time.Time         `json:"last_change,omitzero"` // of the last verified update
 	// NoIPv4 is the last known "no public IPv4" verdict, so that the
 	// DERP map says "IPv4": "none" right from boot, before the first check.
@@ -36,7 +39,7 @@ type history struct {
 // loadHistory reads dir/HistoryFile. A missing file is an empty history.
 // A broken file is moved aside (never overwritten or deleted) and reported.
 func loadHistory(dir string, now time.Time) (history, error) {
-	h := history{Version: 1, Published: map[string]string{}}
+	h := history{Version: 1, Published: map[string]string{}, Pending: map[string]string{}}
 	if dir == "" {
 		return h, nil
 	}
@@ -64,6 +67,9 @@ func loadHistory(dir string, now time.Time) (history, error) {
 	}
 	if got.Published == nil {
 		got.Published = map[string]string{}
+	}
+	if got.Pending == nil {
+		got.Pending = map[string]string{}
 	}
 	return got, nil
 }

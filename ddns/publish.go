@@ -52,9 +52,7 @@ func (u *Updater) finish(now time.Time, next Status, warnings, problems, sources
 		changed = true
 	}
 	if changed {
-		if serr := u.hist.save(u.c.StateDir); serr != nil {
-			u.c.Logf("ddns: saving history: %v", serr)
-		}
+		u.saveHistoryLocked()
 	}
 	s.History = slices.Clone(u.hist.Events)
 	snapshot := *s

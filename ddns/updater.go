@@ -107,7 +107,7 @@ func New(c Config) (*Updater, error) {
 	u.hist = h
 	if h.Hostname != "" && !strings.EqualFold(h.Hostname, c.Hostname) {
 		// The name changed: what was published was for another name.
-		u.hist.Published = map[string]string{}
+		u.hist.Published, u.hist.Pending = map[string]string{}, map[string]string{}
 	}
 	u.hist.Hostname = c.Hostname
 	u.status = Status{Enabled: true, Provider: c.ProviderName, Hostname: c.Hostname, LastChange: h.LastChange, NoIPv4: h.NoIPv4 && c.IPv4}

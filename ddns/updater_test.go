@@ -263,32 +263,6 @@ func TestFailures(t *testing.T) {
 	}
 }
 
-func TestStaleServerCatchesUp(t *testing.T) {
-	w := newWorld(t)
-	w.cf.AddRecord("example.com", "derp", "A", oldIP.String(), 60, false)
-	u := w.updater(t)
-	ctx := context.Background()
-	if err := u.Check(ctx); err != nil {
-		t.Fatal(err)
-	}
-	w.setPublic(newIP)
-	w.cf.FreezeDNS()
-	if err := u.Check(ctx); err == nil {
-		t.Fatal("check against a stale server: got no error")
-	}
-	writes := w.cf.Writes()
-	w.cf.UnfreezeDNS()
-	if err := u.Check(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := w.cf.Writes(); got != writes {
-		t.Errorf("writes after the server caught up: got %d more, want 0", got-writes)
-	}
-	if st := u.Status(); st.LastError != "" || st.ServedA[0] != newIP {
-		t.Errorf("status: got %+v", st)
-	}
-}
-
 func TestNoPublicIPv4(t *testing.T) {
 	w := newWorld(t)
 	w.cf.AddRecord("example.com", "derp", "A", oldIP.String(), 60, false)

@@ -44,6 +44,15 @@ func (u *Updater) write(ctx context.Context, fams []*family, want map[string]net
 	if _, err := u.c.Provider.SetRecords(ctx, zone, recs); err != nil {
 		return nil, fmt.Errorf("updating %s at %s: %w", u.c.Hostname, u.c.ProviderName, err)
 	}
+	// Remember the write until the servers serve it, across a confirm
+	// timeout and a restart, so that it counts as the change it is
+	// whenever they do (see adopt).
+	u.mu.Lock()
+	for _, typ := range types {
+		u.hist.Pending[typ] = want[typ].String()
+	}
+	u.saveHistoryLocked()
+	u.mu.Unlock()
 
 	// Confirm with backoff.
 	deadline := u.c.Clock.Now().Add(u.c.ConfirmTimeout)
@@ -91,21 +100,43 @@ func (u *Updater) write(ctx context.Context, fams []*family, want map[string]net
 	u.mu.Lock()
 	for _, typ := range types {
 		u.hist.Published[typ] = want[typ].String()
+		delete(u.hist.Pending, typ)
 	}
 	u.hist.LastChange = now
 	u.mu.Unlock()
 	return changes, nil
 }
 
-// adopt records an address the servers already serve correctly (e.g. on
-// the first check after start) without calling it a change.
-func (u *Updater) adopt(typ string, addr netip.Addr) {
+// adopt records an address the servers already serve correctly. If it is
+// what an earlier write set, whose confirmation timed out, this is that
+// change, verified late, and adopt returns its event. Otherwise (the first
+// check after start, or a record fixed by hand) it is not a change of
+// homederp's.
+func (u *Updater) adopt(typ string, addr netip.Addr) []Event {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.hist.published(typ) != addr {
-		u.hist.Published[typ] = addr.String()
-		if err := u.hist.save(u.c.StateDir); err != nil {
-			u.c.Logf("ddns: saving history: %v", err)
+	pending, isPending := u.hist.Pending[typ]
+	if u.hist.published(typ) == addr && !isPending {
+		return nil
+	}
+	var changes []Event
+	if pending == addr.String() {
+		now := u.c.Clock.Now()
+		from := u.hist.Published[typ]
+		if from == "" {
+			from = "none"
 		}
+		changes = append(changes, Event{Time: now, Kind: "change", Message: fmt.Sprintf("%s %s: %s → %v", typ, u.c.Hostname, from, addr)})
+		u.hist.LastChange = now
+	}
+	u.hist.Published[typ] = addr.String()
+	delete(u.hist.Pending, typ)
+	u.saveHistoryLocked()
+	return changes
+}
+
+func (u *Updater) saveHistoryLocked() {
+	if err := u.hist.save(u.c.StateDir); err != nil {
+		u.c.Logf("ddns: saving history: %v", err)
 	}
 }
