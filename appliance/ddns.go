@@ -24,7 +24,7 @@ type ddnsService struct {
 	a *app
 	// newDetector and newVerifier build the updater's network parts;
 	// tests replace them to point at loopback servers.
-	newDetector func(config.DDNS) ddns.Detector
+	newDetector func(config.DDNS) *detect.Detector
 	newVerifier func(config.DDNS) ddns.Verifier
 	httpClient  *http.Client // Cloudflare API; nil = cloudflare.Client's default
 
@@ -58,7 +58,7 @@ func newDDNSService(a *app) *ddnsService {
 	return &ddnsService{a: a, newDetector: defaultDetector, newVerifier: defaultVerifier}
 }
 
-func defaultDetector(d config.DDNS) ddns.Detector {
+func defaultDetector(d config.DDNS) *detect.Detector {
 	det := &detect.Detector{STUN: d.STUNServers, Logf: nil}
 	for _, w := range d.Whoami {
 		if ap, err := netip.ParseAddrPort(w.Addr); err == nil {
@@ -117,6 +117,7 @@ func (s *ddnsService) apply(c config.Config) {
 	}
 	var p ddns.Provider
 	verifier := s.newVerifier(want.d)
+	det := s.newDetector(want.d)
 	switch want.d.Provider {
 	case config.ProviderCloudflare:
 		p = cloudflare.New(want.secret, &cloudflare.Client{HTTP: s.httpClient, Logf: s.a.logf})
@@ -134,7 +135,8 @@ func (s *ddnsService) apply(c config.Config) {
 		IPv4:         want.d.IPv4,
 		IPv6:         want.d.IPv6,
 		Provider:     p,
-		Detector:     s.newDetector(want.d),
+		Detector:     det,
+		Prober:       det,
 		Verifier:     verifier,
 		Interval:     time.Duration(want.d.Interval),
 		StateDir:     s.a.opts.stateDir,

@@ -117,7 +117,7 @@ func loopbackDDNS(t *testing.T, a *app, dnsAddr netip.AddrPort, public string) (
 		who.Report(netip.MustParseAddr(ip))
 	}
 	setPublic(public)
-	a.ddns.newDetector = func(config.DDNS) ddns.Detector {
+	a.ddns.newDetector = func(config.DDNS) *detect.Detector {
 		return &detect.Detector{
 			STUN:      []string{stun1.Addr.String(), stun2.Addr.String()},
 			Whoami:    []detect.WhoamiServer{who.DoT()},

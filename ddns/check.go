@@ -53,6 +53,9 @@ func (u *Updater) Check(ctx context.Context) error {
 			res.IPv4 = detect.Family{State: detect.Unknown, Observations: res.IPv4.Observations}
 		}
 	}
+	u.mu.Lock()
+	u.det = res
+	u.mu.Unlock()
 	fams := []*family{
 		{typ: "A", enabled: u.c.IPv4, det: res.IPv4},
 		{typ: "AAAA", enabled: u.c.IPv6, det: res.IPv6},

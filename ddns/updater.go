@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/homederp/homederp/ddns/detect"
 	"tailscale.com/tstime"
 )
 
@@ -22,7 +23,13 @@ type Config struct {
 	Detector Detector
 	Verifier Verifier
 
-	Interval time.Duration // between checks after success; 0 = 2m
+	Interval time.Duration // between full checks after success; 0 = 2m
+	// Prober, if set, makes a cheap check every ProbeInterval (0 = 30s)
+	// between full checks, and a full check follows at once when it sees
+	// a change (see Prober); *detect.Detector is one. nil = full checks
+	// only.
+	Prober        Prober
+	ProbeInterval time.Duration
 	// RetryBase and RetryMax bound the exponential backoff after
 	// failures; 0 = 30s and 5m. Failed checks cost no API calls unless
 	// a write was due, and the Cloudflare client has its own budget.
@@ -57,6 +64,7 @@ type Updater struct {
 	mu     sync.Mutex
 	status Status
 	hist   history
+	det    detect.Result // the last full check's detection, for the probes
 }
 
 // New prepares an updater and loads its history. A broken history file is
@@ -71,6 +79,9 @@ func New(c Config) (*Updater, error) {
 	}
 	if c.Interval <= 0 {
 		c.Interval = 2 * time.Minute
+	}
+	if c.ProbeInterval <= 0 {
+		c.ProbeInterval = 30 * time.Second
 	}
 	if c.RetryBase <= 0 {
 		c.RetryBase = 30 * time.Second

@@ -26,8 +26,10 @@ type DDNS struct {
 	IPv4 bool `json:"ipv4"` // keep the A record
 	IPv6 bool `json:"ipv6"` // keep the AAAA record
 
-	// Interval between checks, e.g. "2m". Checks cost no API calls
-	// unless the address changed.
+	// Interval between full checks, e.g. "2m". Checks cost no API calls
+	// unless the address changed. Between them a probe (one STUN
+	// request) runs every 30 s and starts a full check when it sees a
+	// new address.
 	Interval Duration `json:"interval"`
 
 	RFC2136 RFC2136 `json:"rfc2136,omitzero"`

@@ -77,7 +77,9 @@ const MinSTUN = 2
 
 // Detector finds the public addresses. The zero value uses the public
 // default servers and the host's network; tests set every field to
-// addresses inside their own namespaces or on loopback.
+// addresses inside their own namespaces or on loopback. It remembers what
+// the last full detection learnt for ProbeIPv4, so it must not be copied
+// after first use.
 type Detector struct {
 	STUN   []string       // "host:port"; nil = DefaultSTUN
 	Whoami []WhoamiServer // IPv4 whoami servers, tried in order; nil = DefaultWhoami
@@ -93,9 +95,19 @@ type Detector struct {
 	Gateway    func() (netip.Addr, bool)
 	NATPMPPort uint16 // 0 = 5351
 
+	// AddrEvents calls changed after every change of the box's addresses
+	// until ctx is done; nil = SystemAddrEvents.
+	AddrEvents func(ctx context.Context, changed func()) error
+
 	TLSConfig *tls.Config   // roots for DoT; nil = the system roots
 	Timeout   time.Duration // per query; 0 = 4s
 	Logf      func(format string, args ...any)
+
+	// What the last full detection learnt, for ProbeIPv4.
+	mu        sync.Mutex
+	servers4  []netip.AddrPort // the IPv4 STUN servers, resolved
+	router    netip.AddrPort   // the router that answered NAT-PMP; invalid if none did
+	nextProbe int              // index into servers4 of the next probe
 }
 
 // State says what is known about one address family.
@@ -150,6 +162,13 @@ type Family struct {
 	CGNAT         bool // the router's WAN address is in 100.64.0.0/10
 	DoubleNAT     bool // the router's WAN address is private
 	MappingVaries bool // STUN servers saw different ports from one socket
+
+	// RouterWAN is the router's WAN address over NAT-PMP (IPv4), e.g.
+	// 203.0.113.9 or 100.64.0.10; invalid if the router did not answer.
+	RouterWAN netip.Addr
+	// Stable are the box's stable global addresses (IPv6), in the order
+	// they were tried.
+	Stable []netip.Addr
 }
 
 // Result holds both families.
@@ -239,6 +258,9 @@ func (d *Detector) detect4(ctx context.Context) Family {
 	var f Family
 	servers, obs := d.stunServers(ctx, "4")
 	f.Observations = append(f.Observations, obs...)
+	d.mu.Lock()
+	d.servers4 = servers
+	d.mu.Unlock()
 
 	var stunAnswers []STUNAnswer
 	var whoAddr netip.Addr
@@ -353,6 +375,12 @@ func (d *Detector) checkGateway(ctx context.Context, f *Family, public netip.Add
 		}
 	}
 	gw, ok := gwf()
+	var router netip.AddrPort
+	defer func() {
+		d.mu.Lock()
+		d.router = router
+		d.mu.Unlock()
+	}()
 	if !ok || !gw.Is4() {
 		return
 	}
@@ -361,6 +389,7 @@ func (d *Detector) checkGateway(ctx context.Context, f *Family, public netip.Add
 		f.Observations = append(f.Observations, Observation{Source: "router " + gw.String() + " (NAT-PMP)", Err: err.Error()})
 		return
 	}
+	router, f.RouterWAN = natpmpAddr(gw, d.NATPMPPort), wan
 	f.Observations = append(f.Observations, Observation{Source: "router " + gw.String() + " (NAT-PMP)", Addr: wan})
 	switch {
 	case wan == public:

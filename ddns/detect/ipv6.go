@@ -21,6 +21,7 @@ func (d *Detector) detect6(ctx context.Context) Family {
 		return f
 	}
 	stable, tempOnly := StableIPv6(addrs)
+	f.Stable = stable
 	if len(stable) == 0 {
 		f.State = None
 		if tempOnly {

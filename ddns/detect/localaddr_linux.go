@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 
@@ -37,4 +38,27 @@ func SystemAddrs() ([]IfAddr, error) {
 		})
 	}
 	return out, nil
+}
+
+// SystemAddrEvents calls changed after every address added to or removed
+// from the network namespace of the calling thread (netlink RTM_NEWADDR
+// and RTM_DELADDR, which include an address's flags changing), until ctx
+// is done. On an error (the kernel dropped events because the socket's
+// buffer overflowed, say) changed is called too, as something may have
+// changed unseen, and the watch may end; the caller's periodic probes
+// still list the addresses.
+func SystemAddrEvents(ctx context.Context, changed func()) error {
+	ch := make(chan netlink.AddrUpdate, 16)
+	err := netlink.AddrSubscribeWithOptions(ch, ctx.Done(), netlink.AddrSubscribeOptions{
+		ErrorCallback: func(error) { changed() },
+	})
+	if err != nil {
+		return fmt.Errorf("watching addresses over netlink: %w", err)
+	}
+	go func() {
+		for range ch {
+			changed()
+		}
+	}()
+	return nil
 }
