@@ -67,7 +67,7 @@ type bedOptions struct {
 	hardNAT bool // masquerade with random ports: the mapping varies by destination
 }
 
-func newNATBed(t *testing.T, o bedOptions) *natBed {
+func newNATBed(t testing.TB, o bedOptions) *natBed {
 	testenv.NeedRoot(t)
 	testenv.NeedCommand(t, "ip")
 	testenv.NeedCommand(t, "nft")
@@ -199,6 +199,9 @@ func (b *natBed) detector() *detect.Detector {
 			return out, err
 		},
 		Gateway: func() (netip.Addr, bool) { return netip.MustParseAddr("192.168.1.1"), true },
+		AddrEvents: func(ctx context.Context, changed func()) error {
+			return b.home.Do(func() error { return detect.SystemAddrEvents(ctx, changed) })
+		},
 	}
 }
 
@@ -206,11 +209,11 @@ func (b *natBed) detector() *detect.Detector {
 type bedProvider struct {
 	name  string
 	p     ddns.Provider
-	calls func() int64 // API requests or UPDATE messages so far
+	calls func() int64 // API requests, or messages to the primary (reads and UPDATEs), so far
 	auth  netip.AddrPort
 }
 
-func (b *natBed) bind(t *testing.T) bedProvider {
+func (b *natBed) bind(t testing.TB) bedProvider {
 	testenv.NeedCommand(t, "named")
 	srv := bindtest.Start(t, bindtest.Options{
 		Zone:    "example.com.",
@@ -221,10 +224,10 @@ func (b *natBed) bind(t *testing.T) bedProvider {
 		Records: []string{"www 60 IN A 192.0.2.80"},
 	})
 	p := &rfc2136.Provider{Server: srv.Addr.String(), Zone: srv.Zone, KeyName: srv.KeyName, KeyAlgorithm: srv.KeyAlgorithm, Secret: srv.Secret, Net: b.home.Dialer()}
-	return bedProvider{name: "rfc2136", p: p, calls: p.Updates, auth: srv.Addr}
+	return bedProvider{name: "rfc2136", p: p, calls: p.Requests, auth: srv.Addr}
 }
 
-func (b *natBed) cloudflare(t *testing.T) (bedProvider, *cloudflaretest.Server) {
+func (b *natBed) cloudflare(t testing.TB) (bedProvider, *cloudflaretest.Server) {
 	fake := cloudflaretest.New(t, cloudflaretest.Options{Listener: b.inet.MustListen("tcp4", cfIP+":80")})
 	fake.AddZone("example.com")
 	fake.AddRecord("example.com", "www", "A", "192.0.2.80", 300, false)
