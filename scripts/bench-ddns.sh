@@ -8,7 +8,7 @@
 #
 # Writes test-output/ddns-bench.json (or $HOMEDERP_TEST_OUTPUT/...) and the
 # log next to it. Needs root, BIND 9 and nftables (scripts/install-test-deps.sh);
-# takes about three minutes, two of them real-clock rounds.
+# takes one to two minutes, most of it the two real-clock rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
