@@ -36,9 +36,13 @@ import (
 // Options configure the CA.
 type Options struct {
 	// DNSServer is where the VA looks up challenge records (over TCP, as
-	// Pebble does), e.g. "127.0.0.1:40053". Required: a test must never
-	// fall back to the system's resolver.
+	// Pebble does), e.g. "127.0.0.1:40053". Required unless AlwaysValid:
+	// a test must never fall back to the system's resolver.
 	DNSServer string
+	// AlwaysValid makes Pebble accept every challenge without looking
+	// (PEBBLE_VA_ALWAYS_VALID=1), for tests that need a certificate
+	// chained to Pebble's root (see Issue) and do not test validation.
+	AlwaysValid bool
 	// Validity of issued certificates, in whole seconds; 0 = Pebble's
 	// default of 90 days. A short validity makes renewal happen in a test.
 	Validity time.Duration
@@ -68,15 +72,18 @@ type Server struct {
 // Start runs Pebble until the test ends. It sets Pebble's environment
 // knobs for the test's duration (so the test must not be parallel):
 // PEBBLE_VA_NOSLEEP=1 (no random sleep before validating),
-// PEBBLE_VA_ALWAYS_VALID=0 (really validate) and PEBBLE_AUTHZREUSE=0
+// PEBBLE_VA_ALWAYS_VALID=0 (really validate, unless AlwaysValid) and PEBBLE_AUTHZREUSE=0
 // (every order is validated anew, renewals included).
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
-	if o.DNSServer == "" {
+	if o.DNSServer == "" && !o.AlwaysValid {
 		t.Fatal("pebbletest: Options.DNSServer is required")
 	}
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
 	t.Setenv("PEBBLE_VA_ALWAYS_VALID", "0")
+	if o.AlwaysValid {
+		t.Setenv("PEBBLE_VA_ALWAYS_VALID", "1")
+	}
 	t.Setenv("PEBBLE_AUTHZREUSE", "0")
 
 	logger := log.New(newLogWriter(t, o.Logf), "pebble: ", 0)

@@ -2,6 +2,7 @@ package pebbletest
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"net/http"
 	"testing"
@@ -43,5 +44,29 @@ func TestDirectoryAndOutage(t *testing.T) {
 	}
 	if s.Root == nil || !s.Root.IsCA {
 		t.Errorf("Root: %v, want Pebble's issuing root CA", s.Root)
+	}
+}
+
+func TestIssue(t *testing.T) {
+	s := Start(t, Options{AlwaysValid: true, Logf: t.Logf})
+	chainPEM, keyPEM := s.Issue(t, "localhost")
+	pair, err := tls.X509KeyPair(chainPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(s.RootPEM()) {
+		t.Fatal("RootPEM holds no certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, der := range pair.Certificate[1:] {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inter.AddCert(c)
+	}
+	if _, err := pair.Leaf.Verify(x509.VerifyOptions{DNSName: "localhost", Roots: roots, Intermediates: inter}); err != nil {
+		t.Errorf("the issued certificate does not chain to RootPEM for localhost: %v", err)
 	}
 }
