@@ -212,6 +212,9 @@ func (rs *relayService) policy(c config.Config) (p relay.Policy, meshErr string)
 	}
 	p.ClientRate = relay.RateLimit{BytesPerSec: r.PerClientBytesPerSec, BurstBytes: r.PerClientBurstBytes}
 	p.AcceptRate = relay.AcceptLimit{PerSec: r.AcceptConnPerSec, Burst: r.AcceptConnBurst}
+	if c.ReverseProxy.Enabled {
+		p.TrustedProxies = c.ReverseProxy.TrustedPrefixes()
+	}
 
 	if len(r.MeshWith) == 0 {
 		return p, ""
@@ -225,7 +228,7 @@ func (rs *relayService) policy(c config.Config) (p relay.Policy, meshErr string)
 	}
 	p.MeshKey = meshKey
 	if err := (relay.Policy{MeshKey: meshKey}).Validate(); err != nil {
-		return relay.Policy{Verify: p.Verify, ClientRate: p.ClientRate, AcceptRate: p.AcceptRate}, fmt.Sprintf("mesh is off: %v", err)
+		return relay.Policy{Verify: p.Verify, ClientRate: p.ClientRate, AcceptRate: p.AcceptRate, TrustedProxies: p.TrustedProxies}, fmt.Sprintf("mesh is off: %v", err)
 	}
 	var bad []string
 	for _, m := range r.MeshWith {

@@ -16,6 +16,9 @@ func (s *Server) DERP() *derpserver.Server { return s.gen.Load().derp }
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/derp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if addr, ok := clientAddr(r, *s.trusted.Load()); ok {
+			w, r = forwardedRequest(w, r, addr)
+		}
 		s.gen.Load().ServeHTTP(w, r)
 	}))
 	// Clients of different ages use either path.

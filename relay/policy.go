@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"net/url"
 	"slices"
 
@@ -32,6 +33,11 @@ type Policy struct {
 	ClientRate RateLimit
 	// AcceptRate limits how fast new TCP connections are accepted.
 	AcceptRate AcceptLimit
+
+	// TrustedProxies are the addresses of a reverse proxy in front of
+	// the relay, e.g. [192.168.1.2/32]: on connections from them the
+	// client's address is taken from X-Forwarded-For (forwarded.go).
+	TrustedProxies []netip.Prefix
 }
 
 // VerifyMode says how the relay admits clients.
@@ -125,6 +131,11 @@ func (p Policy) Validate() error {
 	if p.ClientRate.BytesPerSec < 0 || p.ClientRate.BurstBytes < 0 {
 		errs = append(errs, errors.New("per-client rate limit must not be negative"))
 	}
+	for _, pf := range p.TrustedProxies {
+		if !pf.IsValid() {
+			errs = append(errs, errors.New("trusted proxies: an invalid prefix"))
+		}
+	}
 	if p.AcceptRate.PerSec < 0 || p.AcceptRate.Burst < 0 || math.IsNaN(p.AcceptRate.PerSec) {
 		errs = append(errs, errors.New("accept limit must not be negative"))
 	}
@@ -174,6 +185,7 @@ func (s *Server) Policy() Policy {
 	defer s.mu.Unlock()
 	p := s.policy
 	p.MeshWith = slices.Clone(p.MeshWith)
+	p.TrustedProxies = slices.Clone(p.TrustedProxies)
 	return p
 }
 
@@ -186,6 +198,7 @@ func (s *Server) applyLiveLocked(p Policy) {
 		PerClientRateBurstBytes:       uint64(p.ClientRate.BurstBytes),
 	})
 	s.accept.set(p.AcceptRate)
+	s.trusted.Store(&p.TrustedProxies)
 	if !s.running {
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,6 +97,7 @@ type Server struct {
 	failOpenLogf logger.Logf
 	accept       *acceptLimiter
 	ts           *tailscaledWatch
+	trusted      atomic.Pointer[[]netip.Prefix] // Policy.TrustedProxies in effect
 
 	mu      sync.Mutex // guards the fields below and serializes Apply
 	policy  Policy

@@ -1,8 +1,10 @@
 package webui
 
 import (
+	"net"
 	"net/http"
 	"path"
+	"strconv"
 
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/appliance/derpmap"
@@ -28,6 +30,7 @@ type mapView struct {
 	URLTrusted bool   `json:"url_trusted"`     // headscale can fetch URL (trusted certificate)
 	Pinned     bool   `json:"pinned"`          // the map pins a self-signed certificate
 	Insecure   bool   `json:"insecure"`        // the map says InsecureForTests
+	Proxy      string `json:"reverse_proxy"`   // e.g. "derp.example.com:443" behind a reverse proxy, else ""
 	HSURLs     string `json:"headscale_urls"`  // config.yaml snippet for derp.urls
 	HSPaths    string `json:"headscale_paths"` // config.yaml snippet for derp.paths
 	OmitQuery  string `json:"-"`               // "?omit=1" or ""
@@ -80,6 +83,9 @@ func (s *Server) mapView(r *http.Request) (mapView, error) {
 	n := m.Regions[c.Region.ID].Nodes[0]
 	v.Pinned, v.Insecure = n.CertName != "", n.InsecureForTests
 	v.URLTrusted = !v.Pinned && !v.Insecure
+	if c.ReverseProxy.Enabled {
+		v.Proxy = net.JoinHostPort(c.DialHost(), strconv.Itoa(c.DialPort()))
+	}
 	v.HSURLs = derpmap.HeadscaleURLs(v.URL, !omit)
 	v.HSPaths = derpmap.HeadscalePaths(headscalePath, !omit)
 	return v, nil

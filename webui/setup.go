@@ -3,6 +3,7 @@ package webui
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"reflect"
 	"slices"
@@ -28,7 +29,8 @@ import (
 var steps = map[string][]string{
 	"name": {"hostname", "ddns.provider", "ddns.ipv4", "ddns.ipv6", "ddns.interval", "ddns.rfc2136.server",
 		"ddns.rfc2136.zone", "ddns.rfc2136.key_name", "ddns.rfc2136.key_algorithm", "secret"},
-	"ports":     {"relay.derp_port", "relay.stun_port"},
+	"ports": {"relay.derp_port", "relay.stun_port", "reverse_proxy.enabled", "reverse_proxy.public_host",
+		"reverse_proxy.public_port", "reverse_proxy.trusted"},
 	"region":    {"region.id", "region.code", "region.name", "region.node_name"},
 	"cert":      {"cert.mode", "cert.acme_ca", "cert.acme_email", "cert.pem", "cert.key"},
 	"tailnet":   {"tailnet.control_url", "auth_key"},
@@ -182,6 +184,14 @@ func (s *Server) forward(c config.Config) forwardView {
 	v.Rules = []forwardRule{
 		{"DERP (TLS)", "TCP", c.Relay.DERPPort, to},
 		{"STUN", "UDP", c.Relay.STUNPort, to},
+	}
+	switch {
+	case c.ReverseProxy.Enabled && c.DialHost() != c.Hostname:
+		// The proxy answers elsewhere (a VPS, say): only STUN (UDP)
+		// comes to the home line.
+		v.Rules = v.Rules[1:]
+	case c.ReverseProxy.Enabled:
+		v.Rules[0] = forwardRule{"DERP (TLS), to your reverse proxy, which forwards to TCP " + strconv.Itoa(c.Relay.DERPPort) + " on this box", "TCP", c.ReverseProxy.PublicPort, "your reverse proxy"}
 	}
 	if c.PeerRelay.Enabled {
 		v.Rules = append(v.Rules, forwardRule{"Tailscale peer relay", "UDP", c.PeerRelay.Port, to})
@@ -356,11 +366,26 @@ func (s *Server) saveName(w http.ResponseWriter, r *http.Request, u *user) {
 func (s *Server) savePorts(w http.ResponseWriter, r *http.Request, u *user) {
 	c := s.o.Store.Config()
 	errs := fieldErrs{}
-	atoi(errs, r.PostForm, "relay.derp_port", &c.Relay.DERPPort)
-	atoi(errs, r.PostForm, "relay.stun_port", &c.Relay.STUNPort)
-	if s.save(w, r, u, "ports", c, errs) {
-		s.done(w, r, u, "ports", "Saved the ports: TCP %d for DERP, UDP %d for STUN. Make the router's port-forward match.", c.Relay.DERPPort, c.Relay.STUNPort)
+	f := r.PostForm
+	atoi(errs, f, "relay.derp_port", &c.Relay.DERPPort)
+	atoi(errs, f, "relay.stun_port", &c.Relay.STUNPort)
+	rp := &c.ReverseProxy
+	rp.Enabled = checked(f, "reverse_proxy.enabled")
+	rp.PublicHost = strings.TrimSpace(f.Get("reverse_proxy.public_host"))
+	rp.Trusted = strings.FieldsFunc(f.Get("reverse_proxy.trusted"), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
+	rp.PublicPort = 0 // empty: validation says what to enter
+	if strings.TrimSpace(f.Get("reverse_proxy.public_port")) != "" {
+		atoi(errs, f, "reverse_proxy.public_port", &rp.PublicPort)
 	}
+	if !s.save(w, r, u, "ports", c, errs) {
+		return
+	}
+	if rp.Enabled {
+		s.done(w, r, u, "ports", "Saved: clients reach the relay through your reverse proxy at %s; it forwards to TCP %d on this box, and STUN stays on UDP %d. Paste the new DERP map where you use it.",
+			net.JoinHostPort(c.DialHost(), strconv.Itoa(c.DialPort())), c.Relay.DERPPort, c.Relay.STUNPort)
+		return
+	}
+	s.done(w, r, u, "ports", "Saved the ports: TCP %d for DERP, UDP %d for STUN. Make the router's port-forward match.", c.Relay.DERPPort, c.Relay.STUNPort)
 }
 
 // saveRegion is step 3.

@@ -36,6 +36,9 @@ type Config struct {
 	Tailnet Tailnet `json:"tailnet"`
 
 	PeerRelay PeerRelay `json:"peer_relay"`
+	// ReverseProxy is set when clients reach the relay through a proxy
+	// such as nginx on port 443 (see proxy.go).
+	ReverseProxy ReverseProxy `json:"reverse_proxy"`
 }
 
 // Region is the DERP region this box (and any mesh peers) form in the map.

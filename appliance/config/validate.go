@@ -60,6 +60,7 @@ func (c Config) Validate() error {
 	c.validateDDNS(&errs)
 	c.Tailnet.validate(&errs)
 	c.validatePeerRelay(&errs)
+	c.ReverseProxy.validate(&errs)
 	if len(errs) == 0 {
 		return nil
 	}

@@ -34,19 +34,38 @@ func CertName(der []byte) string {
 // Region returns the home region. The node carries no IPv4 or IPv6
 // address: the line's address changes, so clients resolve HostName (kept
 // current by ddns) instead of trusting a stale literal.
+//
+// Behind a reverse proxy clients dial the proxy's host and port, and the
+// proxy presents its own (trusted) certificate, so the node pins nothing.
+// STUN cannot pass an HTTP proxy: when the proxy answers on another host,
+// the region gets a second, STUN-only node for the box itself, and the
+// proxy's node does no STUN.
 func Region(c config.Config, o Options) *tailcfg.DERPRegion {
 	n := &tailcfg.DERPNode{
 		Name:     c.Region.NodeName,
 		RegionID: c.Region.ID,
-		HostName: c.Hostname,
-		DERPPort: c.Relay.DERPPort,
+		HostName: c.DialHost(),
+		DERPPort: c.DialPort(),
 		STUNPort: c.Relay.STUNPort,
 	}
 	switch {
+	case c.ReverseProxy.Enabled:
 	case c.Cert.InsecureForTests && c.Cert.Mode == config.CertSelfSigned:
 		n.InsecureForTests = true
 	case o.PinnedCert != nil:
 		n.CertName = CertName(o.PinnedCert)
+	}
+	nodes := []*tailcfg.DERPNode{n}
+	if n.HostName != c.Hostname {
+		n.STUNPort = -1
+		n = &tailcfg.DERPNode{
+			Name:     c.Region.NodeName + "-stun",
+			RegionID: c.Region.ID,
+			HostName: c.Hostname,
+			STUNPort: c.Relay.STUNPort,
+			STUNOnly: true,
+		}
+		nodes = append(nodes, n)
 	}
 	if o.NoIPv4 {
 		n.IPv4 = "none"
@@ -55,7 +74,7 @@ func Region(c config.Config, o Options) *tailcfg.DERPRegion {
 		RegionID:   c.Region.ID,
 		RegionCode: c.Region.Code,
 		RegionName: c.Region.Name,
-		Nodes:      []*tailcfg.DERPNode{n},
+		Nodes:      nodes,
 	}
 }
 

@@ -85,3 +85,49 @@ func TestRenderVariants(t *testing.T) {
 		})
 	}
 }
+
+func TestRenderBehindReverseProxy(t *testing.T) {
+	proxied := func(host string) config.Config {
+		c := testConfig()
+		c.ReverseProxy = config.ReverseProxy{Enabled: true, PublicHost: host, PublicPort: 443, Trusted: []string{"192.168.1.2"}}
+		return c
+	}
+	for _, tt := range []struct {
+		name string
+		c    config.Config
+		want []*tailcfg.DERPNode
+	}{
+		{"on the box's hostname: one node at the proxy's port, no pin", proxied(""), []*tailcfg.DERPNode{
+			{Name: "900a", RegionID: 900, HostName: "derp.example.com", DERPPort: 443, STUNPort: 3478},
+		}},
+		{"on another host: its DERP node, and the box for STUN", proxied("relay.example.net"), []*tailcfg.DERPNode{
+			{Name: "900a", RegionID: 900, HostName: "relay.example.net", DERPPort: 443, STUNPort: -1},
+			{Name: "900a-stun", RegionID: 900, HostName: "derp.example.com", STUNPort: 3478, STUNOnly: true, IPv4: "none"},
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := Options{PinnedCert: []byte("the box's self-signed certificate")}
+			if len(tt.want) > 1 {
+				opts.NoIPv4 = true // the home line's CGNAT, not the proxy's
+			}
+			m := Map(tt.c, opts)
+			if diff := cmp.Diff(tt.want, m.Regions[900].Nodes); diff != "" {
+				t.Errorf("nodes (-want +got):\n%s", diff)
+			}
+			y, err := YAML(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := ParseYAML(strings.NewReader(string(y)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, back.Regions[900].Nodes); diff != "" {
+				t.Errorf("nodes after headscale's YAML decoding (-want +got):\n%s\n%s", diff, y)
+			}
+			if got, want := PublicURL(tt.c), "https://"+tt.want[0].HostName+":443/derpmap.json"; got != want {
+				t.Errorf("PublicURL: got %q, want %q", got, want)
+			}
+		})
+	}
+}

@@ -42,9 +42,10 @@ func PolicyBlock(m *tailcfg.DERPMap) ([]byte, error) {
 }
 
 // PublicURL returns where the relay serves the map to the Internet, the
-// URL for headscale's derp.urls: https://<hostname>:<DERP port>/derpmap.json.
+// URL for headscale's derp.urls: https://<hostname>:<DERP port>/derpmap.json,
+// or the reverse proxy's host and port when there is one.
 func PublicURL(c config.Config) string {
-	return "https://" + net.JoinHostPort(strings.TrimSuffix(c.Hostname, "."), strconv.Itoa(c.Relay.DERPPort)) + "/derpmap.json"
+	return "https://" + net.JoinHostPort(strings.TrimSuffix(c.DialHost(), "."), strconv.Itoa(c.DialPort())) + "/derpmap.json"
 }
 
 // HeadscaleURLs returns the derp section of headscale's config.yaml that
