@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/homederp/homederp/appliance/config"
+	"github.com/homederp/homederp/ddns/apiclient"
 	"github.com/homederp/homederp/ddns/authdns"
 	"github.com/homederp/homederp/ddns/cloudflare"
 	"github.com/homederp/homederp/ddns/rfc2136"
@@ -76,7 +77,7 @@ func (rs *relayService) startACME(c config.Config, fallback relay.CertSource) (r
 		if rs.a.ddns != nil {
 			hc = rs.a.ddns.httpClient
 		}
-		dns = cloudflare.New(s.secret, &cloudflare.Client{HTTP: hc, Logf: rs.a.logf})
+		dns = cloudflare.New(s.secret, apiclient.Options{HTTP: hc, Logf: rs.a.logf})
 	case config.ProviderRFC2136:
 		if s.secret == "" {
 			return nil, nil, errors.New("no TSIG secret is saved yet for the RFC 2136 key")

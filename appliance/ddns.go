@@ -12,6 +12,7 @@ import (
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/appliance/derpmap"
 	"github.com/homederp/homederp/ddns"
+	"github.com/homederp/homederp/ddns/apiclient"
 	"github.com/homederp/homederp/ddns/authdns"
 	"github.com/homederp/homederp/ddns/cloudflare"
 	"github.com/homederp/homederp/ddns/detect"
@@ -120,7 +121,7 @@ func (s *ddnsService) apply(c config.Config) {
 	det := s.newDetector(want.d)
 	switch want.d.Provider {
 	case config.ProviderCloudflare:
-		p = cloudflare.New(want.secret, &cloudflare.Client{HTTP: s.httpClient, Logf: s.a.logf})
+		p = cloudflare.New(want.secret, apiclient.Options{HTTP: s.httpClient, Logf: s.a.logf})
 	case config.ProviderRFC2136:
 		r := want.d.RFC2136
 		rp := &rfc2136.Provider{Server: r.Server, Zone: r.Zone, KeyName: r.KeyName, KeyAlgorithm: r.KeyAlgorithm, Secret: want.secret}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/homederp/homederp/ddns"
+	"github.com/homederp/homederp/ddns/apiclient"
 	"github.com/homederp/homederp/ddns/authdns"
 	"github.com/homederp/homederp/ddns/cloudflare"
 	"github.com/homederp/homederp/ddns/cloudflaretest"
@@ -235,9 +236,8 @@ func (b *natBed) cloudflare(t testing.TB) (bedProvider, *cloudflaretest.Server) 
 		UDP: b.inet.MustListenPacket("udp4", cfIP+":53"),
 		TCP: b.inet.MustListen("tcp4", cfIP+":53"),
 	})
-	client := &cloudflare.Client{HTTP: fake.ClientDialing(b.home.Dialer().DialContext)}
-	p := cloudflare.New(fake.AddToken(cloudflaretest.Token{Zones: []string{"example.com"}}), client)
-	return bedProvider{name: "cloudflare", p: p, calls: client.Requests, auth: dnsAddr}, fake
+	p := cloudflare.New(fake.AddToken(cloudflaretest.Token{Zones: []string{"example.com"}}), apiclient.Options{HTTP: fake.ClientDialing(b.home.Dialer().DialContext)})
+	return bedProvider{name: "cloudflare", p: p, calls: p.Client().Requests, auth: dnsAddr}, fake
 }
 
 func (b *natBed) config(t *testing.T, bp bedProvider) ddns.Config {

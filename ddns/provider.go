@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/homederp/homederp/ddns/apiclient"
 	"github.com/homederp/homederp/ddns/authdns"
 	"github.com/homederp/homederp/ddns/cloudflare"
 	"github.com/homederp/homederp/ddns/detect"
@@ -38,5 +39,5 @@ type Verifier interface {
 // empty, that it can see the zone holding hostname. The error is a
 // sentence for the user. client may be nil.
 func CheckCloudflareToken(ctx context.Context, client *http.Client, token, hostname string) error {
-	return cloudflare.CheckToken(ctx, &cloudflare.Client{HTTP: client}, token, hostname)
+	return cloudflare.New(token, apiclient.Options{HTTP: client}).Check(ctx, hostname)
 }

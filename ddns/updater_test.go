@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/homederp/homederp/ddns"
+	"github.com/homederp/homederp/ddns/apiclient"
 	"github.com/homederp/homederp/ddns/authdns"
 	"github.com/homederp/homederp/ddns/cloudflare"
 	"github.com/homederp/homederp/ddns/cloudflaretest"
@@ -52,7 +53,7 @@ func newWorld(t *testing.T) *world {
 	w.dnsAddr = w.cf.StartDNS(t, cloudflaretest.DNSOptions{})
 	// MaxWait below the first backoff: no waiting inside a check here
 	// (the cloudflare package tests the retries themselves).
-	w.provider = cloudflare.New(w.cf.AddToken(cloudflaretest.Token{}), &cloudflare.Client{HTTP: w.cf.Client(), MaxWait: 100 * time.Millisecond})
+	w.provider = cloudflare.New(w.cf.AddToken(cloudflaretest.Token{}), apiclient.Options{HTTP: w.cf.Client(), MaxWait: 100 * time.Millisecond})
 	w.setPublic(oldIP)
 	w.cfg = ddns.Config{
 		Hostname:     "derp.example.com",
@@ -214,7 +215,7 @@ func TestFailures(t *testing.T) {
 		}, newIP.String(), "do not serve it yet"},
 		{"token revoked", func(w *world) {
 			w.setPublic(newIP)
-			w.provider = cloudflare.New(strings.Repeat("x", 40), &cloudflare.Client{HTTP: w.cf.Client()})
+			w.provider = cloudflare.New(strings.Repeat("x", 40), apiclient.Options{HTTP: w.cf.Client()})
 			w.cfg.Provider = w.provider
 		}, oldIP.String(), "does not accept this API token"},
 		{"record switched to proxied", func(w *world) {

@@ -3,13 +3,13 @@ package cloudflare
 import (
 	"context"
 	"errors"
-	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/homederp/homederp/ddns/apiclient"
 	"github.com/homederp/homederp/ddns/cloudflaretest"
 	"github.com/libdns/libdns"
 )
@@ -27,11 +27,9 @@ func (f *fakeSleep) sleep(ctx context.Context, d time.Duration) error {
 	return ctx.Err()
 }
 
-func newClient(fake *cloudflaretest.Server) (*Client, *fakeSleep) {
+func options(fake *cloudflaretest.Server) (apiclient.Options, *fakeSleep) {
 	fs := &fakeSleep{}
-	c := &Client{HTTP: fake.Client(), MaxWait: 30 * time.Second}
-	c.sleep = fs.sleep
-	return c, fs
+	return apiclient.Options{HTTP: fake.Client(), MaxWait: 30 * time.Second, Sleep: fs.sleep}, fs
 }
 
 func setup(t *testing.T) (*cloudflaretest.Server, string) {
@@ -65,8 +63,8 @@ func TestCheckToken(t *testing.T) {
 		{"zone not in account", good, "derp.example.net", "no zone for derp.example.net"},
 	}
 	for _, tt := range tests {
-		c, _ := newClient(fake)
-		err := CheckToken(context.Background(), c, tt.token, tt.host)
+		o, _ := options(fake)
+		err := New(tt.token, o).Check(context.Background(), tt.host)
 		switch {
 		case tt.wantErr == "" && err != nil:
 			t.Errorf("%s: got %v, want success", tt.name, err)
@@ -78,8 +76,8 @@ func TestCheckToken(t *testing.T) {
 
 func TestZoneFor(t *testing.T) {
 	fake, tok := setup(t)
-	c, _ := newClient(fake)
-	p := New(tok, c)
+	o, _ := options(fake)
+	p := New(tok, o)
 	ctx := context.Background()
 	z, err := p.ZoneFor(ctx, "derp.home.example.com.")
 	if err != nil || z != "example.com." {
@@ -103,8 +101,8 @@ func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func TestSetRecords(t *testing.T) {
 	fake, tok := setup(t)
-	c, _ := newClient(fake)
-	p := New(tok, c)
+	o, _ := options(fake)
+	p := New(tok, o)
 	ctx := context.Background()
 	set := func(ip string) error {
 		_, err := p.SetRecords(ctx, "example.com.", []libdns.Record{libdns.Address{Name: "derp", TTL: time.Minute, IP: addr(ip)}})
@@ -123,7 +121,7 @@ func TestSetRecords(t *testing.T) {
 	if www := fake.Records("example.com", "www", "A"); len(www) != 1 || www[0].Content != "192.0.2.80" {
 		t.Errorf("www A was touched: %+v", www)
 	}
-	if got := c.Requests(); got != int64(fake.Requests()) {
+	if got := p.Client().Requests(); got != int64(fake.Requests()) {
 		t.Errorf("client counted %d requests, fake served %d", got, fake.Requests())
 	}
 
@@ -139,7 +137,7 @@ func TestSetRecords(t *testing.T) {
 		}
 	})
 	t.Run("read-only token", func(t *testing.T) {
-		ro := New(fake.AddToken(cloudflaretest.Token{ReadOnly: true}), c)
+		ro := New(fake.AddToken(cloudflaretest.Token{ReadOnly: true}), o)
 		_, err := ro.SetRecords(ctx, "example.com.", []libdns.Record{libdns.Address{Name: "derp", TTL: time.Minute, IP: addr("198.51.100.1")}})
 		var ae *APIError
 		if !errors.As(err, &ae) || !ae.Has(10000) || !strings.Contains(err.Error(), "Zone → DNS → Edit") {
@@ -178,9 +176,9 @@ func TestRetries(t *testing.T) {
 
 	t.Run("429 honours Retry-After", func(t *testing.T) {
 		fake, tok := setup(t)
-		c, fs := newClient(fake)
+		o, fs := options(fake)
 		fake.FailNext(1, cloudflaretest.Fault{Status: 429, RetryAfter: "3"})
-		if _, err := New(tok, c).SetRecords(ctx, "example.com.", rec); err != nil {
+		if _, err := New(tok, o).SetRecords(ctx, "example.com.", rec); err != nil {
 			t.Fatal(err)
 		}
 		if len(fs.waits) == 0 || fs.waits[0] != 3*time.Second {
@@ -189,15 +187,20 @@ func TestRetries(t *testing.T) {
 	})
 	t.Run("long Retry-After blocks further calls", func(t *testing.T) {
 		fake, tok := setup(t)
-		c, _ := newClient(fake)
+		o, _ := options(fake)
 		fake.FailNext(1, cloudflaretest.Fault{Status: 429, RetryAfter: "300"})
-		_, err := New(tok, c).SetRecords(ctx, "example.com.", rec)
+		p := New(tok, o)
+		_, err := p.SetRecords(ctx, "example.com.", rec)
+		var rl *apiclient.RateLimitError
 		var ae *APIError
-		if !errors.As(err, &ae) || ae.Status != 429 || ae.RetryAfter != 300*time.Second || !ae.Temporary() {
-			t.Fatalf("got %v, want a temporary 429 APIError with RetryAfter 5m", err)
+		if !errors.As(err, &rl) || rl.RetryAfter != 300*time.Second || !errors.As(err, &ae) || ae.Status != 429 {
+			t.Fatalf("got %v, want a RateLimitError of 5m over a 429 APIError", err)
+		}
+		if !strings.Contains(err.Error(), "rate-limiting") {
+			t.Errorf("got %q, want it to say Cloudflare is rate-limiting", err)
 		}
 		n := fake.Requests()
-		if _, err := New(tok, c).SetRecords(ctx, "example.com.", rec); err == nil {
+		if _, err := p.SetRecords(ctx, "example.com.", rec); err == nil {
 			t.Errorf("second call while blocked: got no error")
 		}
 		if fake.Requests() != n {
@@ -209,9 +212,9 @@ func TestRetries(t *testing.T) {
 	})
 	t.Run("5xx backs off", func(t *testing.T) {
 		fake, tok := setup(t)
-		c, fs := newClient(fake)
+		o, fs := options(fake)
 		fake.FailNext(2, cloudflaretest.Fault{Status: 503})
-		if _, err := New(tok, c).SetRecords(ctx, "example.com.", rec); err != nil {
+		if _, err := New(tok, o).SetRecords(ctx, "example.com.", rec); err != nil {
 			t.Fatal(err)
 		}
 		if len(fs.waits) != 2 || fs.waits[0] != time.Second || fs.waits[1] != 2*time.Second {
@@ -220,9 +223,9 @@ func TestRetries(t *testing.T) {
 	})
 	t.Run("down", func(t *testing.T) {
 		fake, tok := setup(t)
-		c, _ := newClient(fake)
+		o, _ := options(fake)
 		fake.SetDown(&cloudflaretest.Fault{Status: 502})
-		_, err := New(tok, c).SetRecords(ctx, "example.com.", rec)
+		_, err := New(tok, o).SetRecords(ctx, "example.com.", rec)
 		if err == nil || !strings.Contains(err.Error(), "having trouble") {
 			t.Errorf("got %v, want a plain error about Cloudflare's trouble", err)
 		}
@@ -232,10 +235,10 @@ func TestRetries(t *testing.T) {
 	})
 	t.Run("garbage", func(t *testing.T) {
 		fake, tok := setup(t)
-		c, _ := newClient(fake)
+		o, _ := options(fake)
 		fake.AddRecord("example.com", "derp", "A", "192.0.2.1", 60, false)
 		fake.SetDown(&cloudflaretest.Fault{Status: 200, Body: "<html><body>Bad gateway</body></html>", ContentType: "text/html"})
-		_, err := New(tok, c).SetRecords(ctx, "example.com.", rec)
+		_, err := New(tok, o).SetRecords(ctx, "example.com.", rec)
 		if err == nil || !strings.Contains(err.Error(), "not its API's JSON") {
 			t.Errorf("got %v, want an error about a non-JSON answer", err)
 		}
@@ -246,9 +249,9 @@ func TestRetries(t *testing.T) {
 	})
 	t.Run("connection refused", func(t *testing.T) {
 		fake, tok := setup(t)
-		c, fs := newClient(fake)
+		o, fs := options(fake)
 		fake.Close()
-		_, err := New(tok, c).SetRecords(ctx, "example.com.", rec)
+		_, err := New(tok, o).SetRecords(ctx, "example.com.", rec)
 		if err == nil || !strings.Contains(err.Error(), "calling Cloudflare") {
 			t.Errorf("got %v, want a connection error", err)
 		}
@@ -260,11 +263,11 @@ func TestRetries(t *testing.T) {
 
 func TestBudget(t *testing.T) {
 	fake, tok := setup(t)
-	c := &Client{HTTP: fake.Client(), Budget: 30, MaxWait: time.Millisecond}
+	p := New(tok, apiclient.Options{HTTP: fake.Client(), Budget: 30, MaxWait: time.Millisecond})
 	ctx := context.Background()
 	var errs int
 	for range 10 {
-		if err := CheckToken(ctx, c, tok, ""); err != nil {
+		if err := p.Check(ctx, ""); err != nil {
 			errs++
 			if !strings.Contains(err.Error(), "budget") {
 				t.Errorf("got %v, want a budget error", err)
@@ -278,25 +281,5 @@ func TestBudget(t *testing.T) {
 	}
 	if errs != 7 {
 		t.Errorf("refused calls: got %d, want 7", errs)
-	}
-}
-
-func TestRetryAfterParse(t *testing.T) {
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", 0},
-		{"5", 5 * time.Second},
-		{"0", 0},
-		{"-3", 0},
-		{"soon", 0},
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
-	}
-	for _, tt := range tests {
-		if got := retryAfter(tt.in, now); got != tt.want {
-			t.Errorf("retryAfter(%q): got %v, want %v", tt.in, got, tt.want)
-		}
 	}
 }

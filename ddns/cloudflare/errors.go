@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 )
 
 // ErrorItem is one entry of the "errors" array of Cloudflare's response
@@ -20,10 +19,9 @@ type ErrorItem struct {
 // APIError is a failed Cloudflare API call. Its Error text is meant for
 // the user: it says what to do, not only what went wrong.
 type APIError struct {
-	Status     int // HTTP status, e.g. 403
-	Errors     []ErrorItem
-	RetryAfter time.Duration // for 429: how long Cloudflare asked us to wait
-	Zone       string        // the zone involved, if known, e.g. "example.com"
+	Status int // HTTP status, e.g. 403
+	Errors []ErrorItem
+	Zone   string // the zone involved, if known, e.g. "example.com"
 }
 
 // Codes lists every error code, including those in error chains.
@@ -43,12 +41,9 @@ func (e *APIError) Codes() []int {
 // Has reports whether code is among the error codes.
 func (e *APIError) Has(code int) bool { return slices.Contains(e.Codes(), code) }
 
-// Temporary reports whether retrying later may help.
-func (e *APIError) Temporary() bool {
-	return e.Status == http.StatusTooManyRequests || e.Status >= 500
-}
-
-func (e *APIError) raw() string {
+// Raw is Cloudflare's status, codes and messages, e.g. "HTTP 403: 10000
+// Authentication error".
+func (e *APIError) Raw() string {
 	var parts []string
 	for _, it := range e.Errors {
 		s := fmt.Sprintf("%d %s", it.Code, it.Message)
@@ -72,9 +67,6 @@ func (e *APIError) Error() string {
 	switch {
 	case e.Status == http.StatusTooManyRequests || e.Has(971):
 		msg = "Cloudflare is rate-limiting this account"
-		if e.RetryAfter > 0 {
-			msg += fmt.Sprintf("; homederp waits %v before calling again", e.RetryAfter.Round(time.Second))
-		}
 	case e.Has(6003) || e.Has(6111) || e.Has(6103) || e.Has(6100):
 		msg = "Cloudflare rejected the token's format: paste the API token itself (about 40 letters and digits, from My Profile → API Tokens), not the Global API Key and without \"Bearer\""
 	case e.Has(9109) || e.Has(1000) || e.Has(1001) || e.Has(9106) || e.Status == http.StatusUnauthorized:
@@ -94,7 +86,7 @@ func (e *APIError) Error() string {
 	default:
 		msg = "Cloudflare refused the request"
 	}
-	return fmt.Sprintf("%s (%s)", msg, e.raw())
+	return fmt.Sprintf("%s (%s)", msg, e.Raw())
 }
 
 // envelope is Cloudflare's response wrapper.

@@ -8,15 +8,16 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 
+	"github.com/homederp/homederp/ddns/apiclient"
+	"github.com/homederp/homederp/ddns/records"
 	cf "github.com/libdns/cloudflare"
 	"github.com/libdns/libdns"
 )
 
 // Provider is a libdns provider for Cloudflare: libdns/cloudflare behind
-// Client, with the zone found from the hostname and errors in plain words.
-// The ACME DNS-01 solver can use it as it is.
+// an apiclient.Client, with the zone found from the hostname and errors in
+// plain words. The ACME DNS-01 solver can use it as it is.
 //
 // Records are never created proxied (libdns/cloudflare never sends
 // "proxied", and Cloudflare's default is DNS-only), and DeleteRecords
@@ -24,87 +25,74 @@ import (
 // cannot delete an address record.
 type Provider struct {
 	lib    *cf.Provider
-	client *Client
-
-	mu    sync.Mutex
-	zones map[string]string // hostname → zone apex with trailing dot
+	client *apiclient.Client
+	zones  records.ZoneFinder
 }
 
 // New returns a provider using token (an API token with Zone:DNS:Edit and
-// Zone:Zone:Read) through c (nil = a default Client).
-func New(token string, c *Client) *Provider {
-	if c == nil {
-		c = &Client{}
-	}
-	return &Provider{
+// Zone:Zone:Read) through a client with options o.
+func New(token string, o apiclient.Options) *Provider {
+	c := apiclient.New(vendor, o)
+	p := &Provider{
 		lib:    &cf.Provider{APIToken: strings.TrimSpace(token), HTTPClient: c},
 		client: c,
-		zones:  map[string]string{},
 	}
+	p.zones = records.ZoneFinder{Vendor: vendor.Name, Lookup: p.lookupZone, NoZone: func(host string) error {
+		return fmt.Errorf("no zone for %s in this Cloudflare account: add the domain to Cloudflare, or give the token Zone → Zone → Read for it", host)
+	}}
+	return p
 }
 
-// Client returns the provider's HTTP client, e.g. to read its request
+// Client returns the provider's API client, e.g. to read its request
 // count.
-func (p *Provider) Client() *Client { return p.client }
+func (p *Provider) Client() *apiclient.Client { return p.client }
 
 // ZoneFor returns the Cloudflare zone that holds hostname, e.g.
-// "example.com." for "derp.example.com", by asking the API for each parent
-// name in turn (longest first). The answer is cached for the provider's
-// life: it costs one or two requests once.
+// "example.com." for "derp.example.com". The answer is cached for the
+// provider's life: it costs one or two requests once.
 func (p *Provider) ZoneFor(ctx context.Context, hostname string) (string, error) {
-	host := strings.ToLower(strings.TrimSuffix(hostname, "."))
-	p.mu.Lock()
-	z, ok := p.zones[host]
-	p.mu.Unlock()
-	if ok {
-		return z, nil
+	z, err := p.zones.Find(ctx, hostname)
+	if err != nil {
+		return "", err
 	}
-	labels := strings.Split(host, ".")
-	for i := 0; i < len(labels)-1; i++ {
-		cand := strings.Join(labels[i:], ".")
-		var zones []struct {
-			ID     string `json:"id"`
-			Name   string `json:"name"`
-			Status string `json:"status"`
-		}
-		q := url.Values{"name": {cand}}
-		if err := p.api(ctx, http.MethodGet, "/zones?"+q.Encode(), &zones); err != nil {
-			var ae *APIError
-			if errors.As(err, &ae) {
-				ae.Zone = cand
-			}
-			return "", fmt.Errorf("looking up the Cloudflare zone of %s: %w", host, err)
-		}
-		for _, zn := range zones {
-			if !strings.EqualFold(zn.Name, cand) {
-				continue
-			}
-			if zn.Status != "" && zn.Status != "active" {
-				return "", fmt.Errorf("the Cloudflare zone %s is %q, not active: Cloudflare is not yet the authoritative DNS for it (check the name servers at your registrar)", cand, zn.Status)
-			}
-			z = strings.ToLower(zn.Name) + "."
-			p.mu.Lock()
-			p.zones[host] = z
-			p.mu.Unlock()
-			return z, nil
-		}
+	return z.Name + ".", nil
+}
+
+func (p *Provider) lookupZone(ctx context.Context, name string) (records.Zone, bool, error) {
+	var zones []struct {
+		ID     string `json:"id"`
+		Name   string `json:"name"`
+		Status string `json:"status"`
 	}
-	return "", fmt.Errorf("no zone for %s in this Cloudflare account: add the domain to Cloudflare, or give the token Zone → Zone → Read for it", host)
+	q := url.Values{"name": {name}}
+	if err := p.api(ctx, http.MethodGet, "/zones?"+q.Encode(), &zones); err != nil {
+		var ae *APIError
+		if errors.As(err, &ae) {
+			ae.Zone = name
+		}
+		return records.Zone{}, false, fmt.Errorf("looking up the Cloudflare zone of %s: %w", name, err)
+	}
+	for _, zn := range zones {
+		if !strings.EqualFold(zn.Name, name) {
+			continue
+		}
+		if zn.Status != "" && zn.Status != "active" {
+			return records.Zone{}, false, fmt.Errorf("the Cloudflare zone %s is %q, not active: Cloudflare is not yet the authoritative DNS for it (check the name servers at your registrar)", name, zn.Status)
+		}
+		return records.Zone{Name: zn.Name}, true, nil
+	}
+	return records.Zone{}, false, nil
 }
 
 // api calls Cloudflare directly (for what libdns does not offer) and
 // decodes the result field into out.
 func (p *Provider) api(ctx context.Context, method, path string, out any) error {
-	return apiCall(ctx, p.client, p.lib.APIToken, method, path, out)
-}
-
-func apiCall(ctx context.Context, c *Client, token, method, path string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, BaseURL+path, nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := c.Do(req)
+	req.Header.Set("Authorization", "Bearer "+p.lib.APIToken)
+	resp, err := p.client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -113,7 +101,7 @@ func apiCall(ctx context.Context, c *Client, token, method, path string, out any
 	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
 		return fmt.Errorf("decoding Cloudflare's answer: %w", err)
 	}
-	if resp.StatusCode >= 400 || !env.Success || len(env.Errors) > 0 {
+	if !env.Success || len(env.Errors) > 0 {
 		return &APIError{Status: resp.StatusCode, Errors: env.Errors}
 	}
 	if out != nil && len(env.Result) > 0 {
@@ -124,9 +112,9 @@ func apiCall(ctx context.Context, c *Client, token, method, path string, out any
 	return nil
 }
 
-// explain turns an error from libdns into the APIError the client saw,
-// or a plain description of libdns's own complaints.
-func explain(err error, sink *errSink, zone string) error {
+// explain adds the zone to the APIError behind an error from libdns, or
+// describes libdns's own complaints plainly.
+func explain(err error, zone string) error {
 	if err == nil {
 		return nil
 	}
@@ -134,10 +122,6 @@ func explain(err error, sink *errSink, zone string) error {
 	if errors.As(err, &ae) {
 		ae.Zone = strings.TrimSuffix(zone, ".")
 		return err
-	}
-	if ae := sink.last(); ae != nil {
-		ae.Zone = strings.TrimSuffix(zone, ".")
-		return ae
 	}
 	msg := err.Error()
 	switch {
@@ -152,38 +136,30 @@ func explain(err error, sink *errSink, zone string) error {
 // SetRecords creates or updates one record per (name, type), as libdns
 // specifies.
 func (p *Provider) SetRecords(ctx context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
-	ctx, sink := withErrSink(ctx)
 	out, err := p.lib.SetRecords(ctx, zone, recs)
-	return out, explain(err, sink, zone)
+	return out, explain(err, zone)
 }
 
 // AppendRecords adds records, e.g. an ACME challenge TXT record.
 func (p *Provider) AppendRecords(ctx context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
-	ctx, sink := withErrSink(ctx)
 	out, err := p.lib.AppendRecords(ctx, zone, recs)
-	return out, explain(err, sink, zone)
+	return out, explain(err, zone)
 }
 
 // GetRecords lists the zone's records.
 func (p *Provider) GetRecords(ctx context.Context, zone string) ([]libdns.Record, error) {
-	ctx, sink := withErrSink(ctx)
 	out, err := p.lib.GetRecords(ctx, zone)
-	return out, explain(err, sink, zone)
+	return out, explain(err, zone)
 }
 
 // DeleteRecords deletes TXT records that match exactly (ACME challenge
-// clean-up). Any other type, or a TXT record without a value (which libdns
-// would treat as "every TXT record of that name"), is refused.
+// clean-up); see records.CheckDeletable for what it refuses.
 func (p *Provider) DeleteRecords(ctx context.Context, zone string, recs []libdns.Record) ([]libdns.Record, error) {
-	for _, r := range recs {
-		rr := r.RR()
-		if rr.Type != "TXT" || rr.Data == "" {
-			return nil, fmt.Errorf("refusing to delete %s record %q: homederp deletes only the TXT records it created", rr.Type, rr.Name)
-		}
+	if err := records.CheckDeletable(recs); err != nil {
+		return nil, err
 	}
-	ctx, sink := withErrSink(ctx)
 	out, err := p.lib.DeleteRecords(ctx, zone, recs)
-	return out, explain(err, sink, zone)
+	return out, explain(err, zone)
 }
 
 // Interface guards.

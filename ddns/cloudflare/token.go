@@ -9,20 +9,18 @@ import (
 	"time"
 )
 
-// CheckToken verifies token with GET /user/tokens/verify, which needs no
-// permission, and, if hostname is not empty, that the token can see the
-// zone holding hostname. The error says in plain words what to fix; the
-// web UI shows it when the user saves a token.
-func CheckToken(ctx context.Context, c *Client, token, hostname string) error {
-	token = strings.TrimSpace(token)
+// Check verifies the provider's token with GET /user/tokens/verify, which
+// needs no permission and writes nothing, and, if hostname is not empty,
+// that the token can see the zone holding hostname. The error says in
+// plain words what to fix; the web UI shows it when the user saves a
+// token.
+func (p *Provider) Check(ctx context.Context, hostname string) error {
+	token := p.lib.APIToken
 	if token == "" {
 		return errors.New("the API token is empty")
 	}
 	if strings.HasPrefix(strings.ToLower(token), "bearer ") {
 		return errors.New("paste the token without the word \"Bearer\"")
-	}
-	if c == nil {
-		c = &Client{}
 	}
 	var res struct {
 		ID        string    `json:"id"`
@@ -30,7 +28,7 @@ func CheckToken(ctx context.Context, c *Client, token, hostname string) error {
 		NotBefore time.Time `json:"not_before"`
 		ExpiresOn time.Time `json:"expires_on"`
 	}
-	if err := apiCall(ctx, c, token, http.MethodGet, "/user/tokens/verify", &res); err != nil {
+	if err := p.api(ctx, http.MethodGet, "/user/tokens/verify", &res); err != nil {
 		return fmt.Errorf("checking the Cloudflare token: %w", err)
 	}
 	switch res.Status {
@@ -48,8 +46,6 @@ func CheckToken(ctx context.Context, c *Client, token, hostname string) error {
 	if hostname == "" {
 		return nil
 	}
-	if _, err := New(token, c).ZoneFor(ctx, hostname); err != nil {
-		return err
-	}
-	return nil
+	_, err := p.ZoneFor(ctx, hostname)
+	return err
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homederp/homederp/ddns/apiclient"
 	"github.com/homederp/homederp/ddns/cloudflare"
 	"github.com/homederp/homederp/ddns/cloudflaretest"
 	"github.com/homederp/homederp/ddns/rfc2136"
@@ -67,7 +68,7 @@ func cloudflareEnv(t *testing.T, zone string, validity time.Duration) (acmeEnv, 
 	return acmeEnv{
 		host:     host,
 		pebble:   pebbletest.Start(t, pebbletest.Options{DNSServer: dnsAddr.String(), Validity: validity, Logf: testLogf(t)}),
-		dns:      cloudflare.New(token, &cloudflare.Client{HTTP: fake.Client(), Logf: testLogf(t), MaxRetries: 1, MaxWait: time.Second}),
+		dns:      cloudflare.New(token, apiclient.Options{HTTP: fake.Client(), Logf: testLogf(t), MaxRetries: 1, MaxWait: time.Second}),
 		resolver: dnsAddr.String(),
 		txt: func() []string {
 			var out []string
