@@ -30,11 +30,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/homederp/homederp/ddns/ddnstest"
 )
 
 // Options configure a fake.
@@ -119,9 +120,7 @@ type Server struct {
 	window   map[string][]time.Time // per token, for the rate limit
 	faults   []Fault
 	down     *Fault // answer every request with this
-	frozen   []*Record
-	frozenOn bool
-	dns      *dnsState
+	dns      *ddnstest.Authority
 }
 
 // New starts a fake and stops it when the test ends.
@@ -300,27 +299,6 @@ func (s *Server) SetDown(f *Fault) {
 	s.down = f
 }
 
-// FreezeDNS makes the DNS side keep serving the records as they are now,
-// whatever the API changes: a stale authoritative server. UnfreezeDNS ends
-// it.
-func (s *Server) FreezeDNS() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.frozen = nil
-	for _, r := range s.records {
-		c := *r
-		s.frozen = append(s.frozen, &c)
-	}
-	s.frozenOn = true
-}
-
-// UnfreezeDNS ends FreezeDNS.
-func (s *Server) UnfreezeDNS() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.frozenOn, s.frozen = false, nil
-}
-
 func (s *Server) zoneByNameLocked(name string) *Zone {
 	name = strings.ToLower(strings.TrimSuffix(name, "."))
 	for _, z := range s.zones {
@@ -360,26 +338,5 @@ func (s *Server) Client() *http.Client { return s.ClientDialing(nil) }
 // ClientDialing is Client with a custom dialer, e.g. one that dials from
 // inside a test bed's namespace.
 func (s *Server) ClientDialing(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
-	tr := &http.Transport{DisableKeepAlives: false, MaxIdleConnsPerHost: 4}
-	if dial != nil {
-		tr.DialContext = dial
-	}
-	u, _ := url.Parse(s.URL)
-	return &http.Client{Timeout: 30 * time.Second, Transport: rewriteTransport{host: u.Host, next: tr}}
-}
-
-// rewriteTransport sends api.cloudflare.com requests to the fake.
-type rewriteTransport struct {
-	host string
-	next http.RoundTripper
-}
-
-func (rt rewriteTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Host == "api.cloudflare.com" {
-		req = req.Clone(req.Context())
-		req.URL.Scheme = "http"
-		req.URL.Host = rt.host
-		req.Host = rt.host
-	}
-	return rt.next.RoundTrip(req)
+	return ddnstest.APIClient("api.cloudflare.com", s.URL, dial)
 }
