@@ -97,20 +97,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.opts.Logf("cloudflaretest: %s %s", r.Method, r.URL.RequestURI())
 	}
 
-	s.mu.Lock()
-	s.total++
-	s.requests[rt]++
-	var fault *Fault
-	if s.down != nil {
-		f := *s.down
-		fault = &f
-	} else if len(s.faults) > 0 {
-		fault = &s.faults[0]
-		s.faults = s.faults[1:]
-	}
-	s.mu.Unlock()
-	if fault != nil {
-		writeFault(w, *fault)
+	s.Count(rt)
+	if fault, ok := s.Take(); ok {
+		writeFault(w, fault)
 		return
 	}
 
@@ -389,7 +378,7 @@ func (s *Server) deleteRecord(w http.ResponseWriter, z *Zone, id string) {
 	for i, rec := range s.records {
 		if rec.ZoneID == z.ID && rec.ID == id {
 			s.records = append(s.records[:i], s.records[i+1:]...)
-			s.writes++
+			s.CountWrite()
 			ok(w, map[string]string{"id": id}, nil)
 			return
 		}

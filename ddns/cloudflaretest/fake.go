@@ -110,27 +110,27 @@ type Server struct {
 	srv  *httptest.Server
 	opts Options
 
-	mu       sync.Mutex
-	tokens   map[string]*Token
-	zones    []*Zone
-	records  []*Record
-	requests map[string]int         // by "METHOD route"
-	total    int                    // every request
-	writes   int                    // successful POST/PATCH/PUT/DELETE of records
-	window   map[string][]time.Time // per token, for the rate limit
-	faults   []Fault
-	down     *Fault // answer every request with this
-	dns      *ddnstest.Authority
+	// Calls counts requests by "METHOD route" (e.g. "PATCH
+	// /zones/:zone/dns_records/:id") and successful record changes.
+	ddnstest.Calls
+	// Faults replace the next answers (FailNext) or all (SetDown).
+	ddnstest.Faults[Fault]
+
+	mu      sync.Mutex
+	tokens  map[string]*Token
+	zones   []*Zone
+	records []*Record
+	window  map[string][]time.Time // per token, for the rate limit
+	dns     *ddnstest.Authority
 }
 
 // New starts a fake and stops it when the test ends.
 func New(t testing.TB, opts Options) *Server {
 	t.Helper()
 	s := &Server{
-		opts:     opts,
-		tokens:   map[string]*Token{},
-		requests: map[string]int{},
-		window:   map[string][]time.Time{},
+		opts:   opts,
+		tokens: map[string]*Token{},
+		window: map[string][]time.Time{},
 	}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
 	if opts.Listener != nil {
@@ -248,55 +248,6 @@ func (s *Server) AllRecords() []Record {
 		out = append(out, *r)
 	}
 	return out
-}
-
-// Requests returns the number of API requests served, optionally only
-// those of one route such as "PATCH /zones/:zone/dns_records/:id".
-func (s *Server) Requests(route ...string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(route) == 0 {
-		return s.total
-	}
-	n := 0
-	for _, r := range route {
-		n += s.requests[r]
-	}
-	return n
-}
-
-// RequestsByRoute returns a copy of the per-route counts.
-func (s *Server) RequestsByRoute() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.requests))
-	for k, v := range s.requests {
-		out[k] = v
-	}
-	return out
-}
-
-// Writes returns the number of successful record changes.
-func (s *Server) Writes() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.writes
-}
-
-// FailNext makes the next n requests answer with f instead.
-func (s *Server) FailNext(n int, f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.faults = append(s.faults, f)
-	}
-}
-
-// SetDown makes every request answer with f until SetDown(nil).
-func (s *Server) SetDown(f *Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.down = f
 }
 
 func (s *Server) zoneByNameLocked(name string) *Zone {

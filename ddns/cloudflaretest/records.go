@@ -119,7 +119,7 @@ func (s *Server) createRecord(w http.ResponseWriter, r *http.Request, z *Zone) {
 		return
 	}
 	s.records = append(s.records, rec)
-	s.writes++
+	s.CountWrite()
 	ok(w, *rec, nil)
 }
 
@@ -177,6 +177,6 @@ func (s *Server) updateRecord(w http.ResponseWriter, r *http.Request, z *Zone, i
 	}
 	next.ModifiedOn = time.Now().UTC()
 	*cur = next
-	s.writes++
+	s.CountWrite()
 	ok(w, next, nil)
 }

@@ -1,0 +1,213 @@
+package tencentcloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/homederp/homederp/ddns/apiclient"
+	"github.com/homederp/homederp/ddns/records"
+)
+
+// MinTTL is the lowest TTL of DNSPod's free plan, which most home users
+// have; paid plans allow less, but homederp stays at 600 s for all.
+const MinTTL = 600 * time.Second
+
+// Provider is a libdns provider for DNSPod (ddns/records over the DNSPod
+// API). The ACME DNS-01 solver can use it as it is.
+type Provider struct {
+	*records.Provider
+	secretID, secretKey string
+	client              *apiclient.Client
+}
+
+// New returns a provider using a Tencent Cloud API key (SecretId and
+// SecretKey, from 访问管理 → API密钥管理) through a client with options o.
+func New(secretID, secretKey string, o apiclient.Options) *Provider {
+	p := &Provider{secretID: strings.TrimSpace(secretID), secretKey: strings.TrimSpace(secretKey), client: apiclient.New(vendor, o)}
+	p.Provider = records.New(api{p}, vendor.Name)
+	return p
+}
+
+// Client returns the provider's API client, e.g. to read its request
+// count.
+func (p *Provider) Client() *apiclient.Client { return p.client }
+
+// Check verifies the key when the user saves it, with calls that write
+// nothing: if hostname is empty, that Tencent Cloud accepts the key (it
+// lists one domain); otherwise that the account holds the zone of
+// hostname and the key may read its records.
+func (p *Provider) Check(ctx context.Context, hostname string) error {
+	if err := checkShape(p.secretID, p.secretKey); err != nil {
+		return err
+	}
+	if hostname == "" {
+		return p.call(ctx, "DescribeDomainList", map[string]any{"Limit": 1}, nil)
+	}
+	zone, err := p.ZoneFor(ctx, hostname)
+	if err != nil {
+		return err
+	}
+	zone = strings.TrimSuffix(zone, ".")
+	name := strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(strings.TrimSuffix(hostname, ".")), zone), ".")
+	if name == "" {
+		name = "@"
+	}
+	_, err = api{p}.List(ctx, zone, name, "A")
+	return err
+}
+
+// checkShape catches the common mix-ups before any call: an empty half,
+// and the legacy DNSPod Token ("ID,Token" for the old dnsapi.cn API),
+// which many guides use but Tencent Cloud API 3.0 does not accept.
+func checkShape(id, key string) error {
+	switch {
+	case id == "" || key == "":
+		return errors.New("paste both the SecretId and the SecretKey of a Tencent Cloud API key")
+	case strings.Contains(id, ",") || strings.Contains(key, ",") || isDigits(id):
+		return errors.New("this looks like a DNSPod Token (ID,Token) for DNSPod's old API; homederp needs a Tencent Cloud API key: create one under Tencent Cloud console → 访问管理 (CAM) → API密钥管理 and paste its SecretId and SecretKey")
+	case strings.ContainsAny(id+key, " \t\r\n"):
+		return errors.New("the SecretId and SecretKey contain no spaces: paste each alone")
+	}
+	return nil
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// api is the DNSPod API as ddns/records wants it.
+type api struct{ p *Provider }
+
+// domainInfo is DescribeDomain's DomainInfo, the fields homederp reads.
+type domainInfo struct {
+	DomainID     uint64   `json:"DomainId"`
+	Domain       string   `json:"Domain"`    // e.g. "example.com"
+	Status       string   `json:"Status"`    // "ENABLE", "PAUSE", "SPAM", "LOCK"
+	DNSStatus    string   `json:"DnsStatus"` // "" or "DNSERROR" (the registrar does not point at DNSPod)
+	Grade        string   `json:"Grade"`     // e.g. "DP_FREE"
+	DnspodNsList []string `json:"DnspodNsList"`
+}
+
+func (a api) Zone(ctx context.Context, name string) (records.Zone, bool, error) {
+	var res struct {
+		DomainInfo domainInfo `json:"DomainInfo"`
+	}
+	err := a.p.call(ctx, "DescribeDomain", map[string]any{"Domain": name}, &res)
+	switch {
+	case hasCode(err, "InvalidParameterValue.DomainNotExists", "InvalidParameter.DomainInvalid", "ResourceNotFound."):
+		return records.Zone{}, false, nil
+	case err != nil:
+		var ae *APIError
+		if errors.As(err, &ae) {
+			ae.Domain = name
+		}
+		return records.Zone{}, false, fmt.Errorf("looking up the DNSPod domain %s: %w", name, err)
+	}
+	d := res.DomainInfo
+	switch {
+	case !strings.EqualFold(d.Domain, name):
+		return records.Zone{}, false, nil
+	case d.Status == "PAUSE":
+		return records.Zone{}, false, fmt.Errorf("DNS for %s is paused at DNSPod: turn it on again (开启解析) in the DNSPod console", name)
+	case d.Status == "SPAM" || d.Status == "LOCK":
+		return records.Zone{}, false, fmt.Errorf(msgLocked, name)
+	case d.DNSStatus == "DNSERROR":
+		return records.Zone{}, false, fmt.Errorf("DNSPod is not the authoritative DNS of %s yet: set the domain's name servers at your registrar to %s", name, strings.Join(d.DnspodNsList, " and "))
+	}
+	return records.Zone{Name: d.Domain, MinTTL: MinTTL}, true, nil
+}
+
+// recordItem is one entry of DescribeRecordList's RecordList.
+type recordItem struct {
+	RecordID uint64 `json:"RecordId"`
+	Name     string `json:"Name"` // relative, "@" for the apex
+	Type     string `json:"Type"`
+	Line     string `json:"Line"` // "默认" for the default line
+	Value    string `json:"Value"`
+	TTL      int64  `json:"TTL"`
+	Status   string `json:"Status"` // "ENABLE" or "DISABLE"
+}
+
+func (a api) List(ctx context.Context, zone, name, typ string) ([]records.Record, error) {
+	var res struct {
+		RecordList []recordItem `json:"RecordList"`
+	}
+	err := a.p.call(ctx, "DescribeRecordList", map[string]any{
+		"Domain": zone, "Subdomain": name, "RecordType": typ, "RecordLine": DefaultLine, "Limit": 100,
+	}, &res)
+	if hasCode(err, "ResourceNotFound.NoDataOfRecord") {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, a.explain(err, zone, "listing the %s records of %s", typ, name)
+	}
+	var out []records.Record
+	for _, r := range res.RecordList {
+		if strings.EqualFold(r.Name, name) && r.Type == typ && r.Line == DefaultLine {
+			out = append(out, records.Record{ID: strconv.FormatUint(r.RecordID, 10), Name: r.Name, Type: r.Type, Value: r.Value, TTL: time.Duration(r.TTL) * time.Second})
+		}
+	}
+	return out, nil
+}
+
+func (a api) params(zone string, r records.Record) map[string]any {
+	return map[string]any{
+		"Domain": zone, "SubDomain": r.Name, "RecordType": r.Type, "RecordLine": DefaultLine,
+		"Value": r.Value, "TTL": int64(r.TTL / time.Second),
+	}
+}
+
+func (a api) Create(ctx context.Context, zone string, r records.Record) error {
+	var res struct {
+		RecordID uint64 `json:"RecordId"`
+	}
+	if err := a.p.call(ctx, "CreateRecord", a.params(zone, r), &res); err != nil {
+		return a.explain(err, zone, "creating the %s record of %s", r.Type, r.Name)
+	}
+	if res.RecordID == 0 {
+		return fmt.Errorf("DNSPod answered CreateRecord for %s without a record ID", r.Name)
+	}
+	return nil
+}
+
+func (a api) Update(ctx context.Context, zone string, r records.Record) error {
+	id, err := strconv.ParseUint(r.ID, 10, 64)
+	if err != nil || id == 0 {
+		return fmt.Errorf("bad DNSPod record ID %q", r.ID)
+	}
+	params := a.params(zone, r)
+	params["RecordId"] = id
+	if err := a.p.call(ctx, "ModifyRecord", params, nil); err != nil {
+		return a.explain(err, zone, "changing the %s record of %s", r.Type, r.Name)
+	}
+	return nil
+}
+
+func (a api) Delete(ctx context.Context, zone string, r records.Record) error {
+	id, err := strconv.ParseUint(r.ID, 10, 64)
+	if err != nil || id == 0 {
+		return fmt.Errorf("bad DNSPod record ID %q", r.ID)
+	}
+	if err := a.p.call(ctx, "DeleteRecord", map[string]any{"Domain": zone, "RecordId": id}, nil); err != nil {
+		return a.explain(err, zone, "deleting the %s record of %s", r.Type, r.Name)
+	}
+	return nil
+}
+
+// explain names the domain in an APIError and says what was being done.
+func (a api) explain(err error, zone, format string, args ...any) error {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		ae.Domain = zone
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
+}
