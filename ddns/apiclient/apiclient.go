@@ -131,12 +131,31 @@ func (c *Client) logf(format string, args ...any) {
 const maxBody = 8 << 20
 
 // Do sends req, waiting for the budget, and retries throttling and
-// temporary failures with backoff. After throttling whose wait exceeds
-// MaxWait every call fails at once until that time, so the box never
-// hammers a blocked account. The answer's body has been read and is
-// replayable.
+// temporary failures with backoff, replaying the body. After throttling
+// whose wait exceeds MaxWait every call fails at once until that time, so
+// the box never hammers a blocked account. The answer's body has been
+// read and is replayable.
 func (c *Client) Do(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
+	return c.Send(req.Context(), func(attempt int) (*http.Request, error) {
+		if attempt > 0 {
+			if req.GetBody != nil {
+				body, err := req.GetBody()
+				if err != nil {
+					return nil, err
+				}
+				req.Body = body
+			} else if req.Body != nil && req.Body != http.NoBody {
+				return nil, errors.New("cannot retry a request whose body cannot be replayed")
+			}
+		}
+		return req, nil
+	})
+}
+
+// Send is Do with a new request for every attempt, for APIs whose
+// signature must be fresh each time (Alibaba Cloud refuses a signature
+// nonce it has seen).
+func (c *Client) Send(ctx context.Context, newRequest func(attempt int) (*http.Request, error)) (*http.Response, error) {
 	backoff := time.Second
 	for attempt := 0; ; attempt++ {
 		c.mu.Lock()
@@ -155,16 +174,9 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 				return nil, err
 			}
 		}
-		if attempt > 0 {
-			if req.GetBody != nil {
-				body, err := req.GetBody()
-				if err != nil {
-					return nil, err
-				}
-				req.Body = body
-			} else if req.Body != nil && req.Body != http.NoBody {
-				return nil, errors.New("cannot retry a request whose body cannot be replayed")
-			}
+		req, err := newRequest(attempt)
+		if err != nil {
+			return nil, err
 		}
 		c.requests.Add(1)
 		resp, err := c.o.HTTP.Do(req)

@@ -58,6 +58,22 @@ func (p *Provider) ZoneFor(ctx context.Context, hostname string) (string, error)
 	return z.Name + ".", nil
 }
 
+// CheckHost finds the zone of hostname and lists hostname's A records:
+// with calls that write nothing, it shows that the account holds the zone
+// and that the key may read its records.
+func (p *Provider) CheckHost(ctx context.Context, hostname string) error {
+	z, err := p.zones.Find(ctx, hostname)
+	if err != nil {
+		return err
+	}
+	name := libdns.RelativeName(strings.ToLower(strings.TrimSuffix(hostname, "."))+".", z.Name+".")
+	if name == "" {
+		name = "@"
+	}
+	_, err = p.api.List(ctx, z.Name, name, "A")
+	return err
+}
+
 // record converts r for zone, with the TTL raised to the zone's minimum.
 func (p *Provider) record(ctx context.Context, zone string, r libdns.Record) (string, Record, error) {
 	rr := r.RR()

@@ -86,15 +86,18 @@ func (p *Provider) call(ctx context.Context, action string, params, out any) err
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, Endpoint, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-TC-Version", Version)
-	req.Header.Set("X-TC-Language", "en-US")
-	tclib.SignRequest(p.secretID, p.secretKey, "", req, action, string(body))
-	resp, err := p.client.Do(req)
+	// Each attempt is signed afresh: the signature covers the time.
+	resp, err := p.client.Send(ctx, func(int) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, Endpoint, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-TC-Version", Version)
+		req.Header.Set("X-TC-Language", "en-US")
+		tclib.SignRequest(p.secretID, p.secretKey, "", req, action, string(body))
+		return req, nil
+	})
 	if err != nil {
 		return err
 	}

@@ -47,17 +47,7 @@ func (p *Provider) Check(ctx context.Context, hostname string) error {
 	if hostname == "" {
 		return p.call(ctx, "DescribeDomainList", map[string]any{"Limit": 1}, nil)
 	}
-	zone, err := p.ZoneFor(ctx, hostname)
-	if err != nil {
-		return err
-	}
-	zone = strings.TrimSuffix(zone, ".")
-	name := strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(strings.TrimSuffix(hostname, ".")), zone), ".")
-	if name == "" {
-		name = "@"
-	}
-	_, err = api{p}.List(ctx, zone, name, "A")
-	return err
+	return p.CheckHost(ctx, hostname)
 }
 
 // checkShape catches the common mix-ups before any call: an empty half,

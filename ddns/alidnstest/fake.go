@@ -1,0 +1,260 @@
+// Package alidnstest is homederp's one fake of Alibaba Cloud DNS (AliDNS,
+// API version 2015-01-09): an httptest server for the RPC actions homederp
+// calls (DescribeDomainInfo, DescribeDomains, DescribeSubDomainRecords,
+// AddDomainRecord, UpdateDomainRecord, DeleteDomainRecord) and a DNS
+// server that serves what the fake holds, as AliDNS's name servers would.
+//
+// It verifies the V3 signature (ACS3-HMAC-SHA256) of every request as
+// Alibaba Cloud does (canonical request, signed headers, payload hash,
+// date within 15 minutes, a nonce used once) and answers as Alibaba
+// Cloud does: JSON with "RequestId" on success, and on failure an HTTP
+// 4xx/5xx status with {"RequestId", "HostId", "Code", "Message",
+// "Recommend"} and the documented codes: IncompleteSignature,
+// SignatureDoesNotMatch, SignatureNonceUsed, InvalidTimeStamp.Expired,
+// InvalidAccessKeyId.NotFound (404), InvalidAccessKeyId.Inactive,
+// Forbidden.RAM (403, a RAM user without write access or without the
+// domain), InvalidDomainName.NoExist, DomainRecordDuplicate,
+// DomainRecordNotBelongToUser, QuotaExceeded.TTL (below the plan's 600 s),
+// Throttling.User past the rate limit, InvalidAction.NotFound. Every
+// request is counted by action.
+//
+// Use it from any test:
+//
+//	ali := alidnstest.New(t, alidnstest.Options{})
+//	ali.AddDomain("example.com")
+//	id, secret := ali.AddKey(alidnstest.Key{})
+//	client := ali.Client() // sends alidns.aliyuncs.com to the fake
+//	dnsAddr := ali.StartDNS(t, alidnstest.DNSOptions{})
+package alidnstest
+
+import (
+	"context"
+	"crypto/rand"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/homederp/homederp/ddns/ddnstest"
+)
+
+// Options configure a fake.
+type Options struct {
+	// Listener to serve the API on; nil = 127.0.0.1:0. A test bed passes a
+	// listener created inside a network namespace.
+	Listener net.Listener
+	// RateLimit is the number of requests per AccessKey allowed in any
+	// second before Throttling.User; 0 = 20.
+	RateLimit int
+	// Now is the fake's clock, against which x-acs-date is checked; nil =
+	// time.Now.
+	Now func() time.Time
+	// Logf logs every request; nil = quiet.
+	Logf func(format string, args ...any)
+}
+
+// Key is an AccessKey the fake accepts.
+type Key struct {
+	Disabled bool // disabled in the RAM console
+	// ReadOnly keys belong to a RAM user with AliyunDNSReadOnlyAccess:
+	// writes answer Forbidden.RAM.
+	ReadOnly bool
+	// Domains limits the key to these domains; nil = every domain.
+	Domains []string
+}
+
+type keyState struct {
+	Key
+	secret string
+	window []time.Time
+}
+
+// Domain is a domain the fake holds.
+type Domain struct {
+	ID          string
+	Name        string   // e.g. "example.com"
+	VersionCode string   // "mianfei" (the free plan, default)
+	MinTTL      int      // 600 on the free plan
+	NS          []string // "ns1.alidns.com", "ns2.alidns.com"
+}
+
+// Record is a DNS record as AliDNS stores it.
+type Record struct {
+	RecordID string
+	Domain   string // e.g. "example.com"
+	RR       string // relative, "@" for the apex
+	Type     string
+	Value    string
+	TTL      int
+	Line     string // "default", "telecom", "unicom", "mobile", "oversea"
+	Status   string // "ENABLE" or "DISABLE"
+	Created  time.Time
+	Updated  time.Time
+}
+
+// Fault is a scripted answer that replaces the next requests' real ones.
+type Fault struct {
+	Status int // e.g. 503; 0 with a Code = 400
+	// Code and Message make an API error answer, e.g.
+	// "ServiceUnavailable" or "Throttling.User".
+	Code, Message string
+	// Body and ContentType make a raw answer instead, as a proxy in the
+	// way would.
+	Body        string
+	ContentType string // "" = text/html
+}
+
+// Server is the fake. Its methods are safe for concurrent use.
+type Server struct {
+	URL string // e.g. http://127.0.0.1:40000
+
+	// Calls counts requests by action (e.g. "UpdateDomainRecord") and
+	// successful record changes.
+	ddnstest.Calls
+	// Faults replace the next answers (FailNext) or all (SetDown).
+	ddnstest.Faults[Fault]
+
+	srv  *httptest.Server
+	opts Options
+
+	mu      sync.Mutex
+	keys    map[string]*keyState
+	nonces  map[string]bool
+	domains []*Domain
+	records []*Record
+	nextID  int64
+	dns     *ddnstest.Authority
+}
+
+// New starts a fake and stops it when the test ends.
+func New(t testing.TB, opts Options) *Server {
+	t.Helper()
+	if opts.RateLimit <= 0 {
+		opts.RateLimit = 20
+	}
+	s := &Server{opts: opts, keys: map[string]*keyState{}, nonces: map[string]bool{}, nextID: 1978593525000}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
+	if opts.Listener != nil {
+		s.srv.Listener.Close()
+		s.srv.Listener = opts.Listener
+	}
+	s.srv.Start()
+	s.URL = s.srv.URL
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// Close stops the API server: later calls get "connection refused", as
+// when Alibaba Cloud is unreachable.
+func (s *Server) Close() { s.srv.Close() }
+
+func (s *Server) now() time.Time {
+	if s.opts.Now != nil {
+		return s.opts.Now()
+	}
+	return time.Now()
+}
+
+func randString(n int, alphabet string) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// AddKey registers an AccessKey and returns its ID ("LTAI" and 20 letters
+// and digits) and secret (30).
+func (s *Server) AddKey(k Key) (id, secret string) {
+	id, secret = "LTAI"+randString(20, alnum), randString(30, alnum)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys[id] = &keyState{Key: k, secret: secret}
+	return id, secret
+}
+
+// DisableKey disables an AccessKey, as the user would in the RAM console.
+func (s *Server) DisableKey(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k := s.keys[id]; k != nil {
+		k.Disabled = true
+	}
+}
+
+func (s *Server) newIDLocked() string {
+	s.nextID++
+	return strconv.FormatInt(s.nextID, 10)
+}
+
+// AddDomain adds a domain on the free plan.
+func (s *Server) AddDomain(name string) *Domain {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := &Domain{ID: randString(8, "abcdef0123456789") + "-" + randString(4, "abcdef0123456789"), Name: strings.ToLower(strings.TrimSuffix(name, ".")),
+		VersionCode: "mianfei", MinTTL: 600, NS: []string{"ns1.alidns.com", "ns2.alidns.com"}}
+	s.domains = append(s.domains, d)
+	return d
+}
+
+// AddRecord stores a record on the default line directly (as if made in
+// the console) and returns its ID.
+func (s *Server) AddRecord(domain, rr, typ, value string, ttl int) string {
+	return s.AddRecordOnLine(domain, rr, typ, value, ttl, "default")
+}
+
+// AddRecordOnLine stores a record on a resolution line, e.g. "telecom".
+func (s *Server) AddRecordOnLine(domain, rr, typ, value string, ttl int, line string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.domainLocked(domain)
+	if d == nil {
+		panic("alidnstest: no domain " + domain)
+	}
+	now := s.now()
+	r := &Record{RecordID: s.newIDLocked(), Domain: d.Name, RR: strings.ToLower(rr), Type: strings.ToUpper(typ), Value: value, TTL: ttl,
+		Line: line, Status: "ENABLE", Created: now, Updated: now}
+	s.records = append(s.records, r)
+	return r.RecordID
+}
+
+// Records returns copies of the records of rr (relative or "@") and type
+// ("" = any) in domain, on every line.
+func (s *Server) Records(domain, rr, typ string) []Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Record
+	for _, r := range s.records {
+		if r.Domain == domain && r.RR == strings.ToLower(rr) && (typ == "" || r.Type == typ) {
+			out = append(out, *r)
+		}
+	}
+	return out
+}
+
+func (s *Server) domainLocked(name string) *Domain {
+	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	for _, d := range s.domains {
+		if d.Name == name {
+			return d
+		}
+	}
+	return nil
+}
+
+// Client returns an HTTP client that sends requests for
+// https://alidns.aliyuncs.com to the fake.
+func (s *Server) Client() *http.Client { return s.ClientDialing(nil) }
+
+// ClientDialing is Client with a custom dialer, e.g. one that dials from
+// inside a test bed's namespace.
+func (s *Server) ClientDialing(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
+	return ddnstest.APIClient("alidns.aliyuncs.com", s.URL, dial)
+}
