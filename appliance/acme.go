@@ -4,16 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"strings"
 
-	"github.com/caddyserver/certmagic"
 	"github.com/homederp/homederp/appliance/config"
-	"github.com/homederp/homederp/ddns/apiclient"
-	"github.com/homederp/homederp/ddns/authdns"
-	"github.com/homederp/homederp/ddns/cloudflare"
-	"github.com/homederp/homederp/ddns/rfc2136"
 	"github.com/homederp/homederp/relay"
 	"github.com/homederp/homederp/relay/acmedns"
 )
@@ -45,7 +39,7 @@ func (rs *relayService) acmeSettings(c config.Config) acmeSettings {
 		s.rfc2136 = c.DDNS.RFC2136
 	}
 	if c.DDNS.Provider != config.ProviderNone {
-		sec, err := rs.a.store.Secret(secretName(c.DDNS.Provider))
+		sec, err := rs.a.store.Secret(config.ProviderSecret(c.DDNS.Provider))
 		s.secret = sec
 		if err != nil {
 			s.secretErr = err.Error()
@@ -67,31 +61,19 @@ func (rs *relayService) startACME(c config.Config, fallback relay.CertSource) (r
 	if s.secretErr != "" {
 		return nil, nil, errors.New(s.secretErr)
 	}
-	var dns certmagic.DNSProvider
-	switch s.provider {
-	case config.ProviderCloudflare:
-		if s.secret == "" {
-			return nil, nil, errors.New("no Cloudflare API token is saved yet (the DDNS token also answers the DNS-01 challenge)")
-		}
-		var hc *http.Client
-		if rs.a.ddns != nil {
-			hc = rs.a.ddns.httpClient
-		}
-		dns = cloudflare.New(s.secret, apiclient.Options{HTTP: hc, Logf: rs.a.logf})
-	case config.ProviderRFC2136:
-		if s.secret == "" {
-			return nil, nil, errors.New("no TSIG secret is saved yet for the RFC 2136 key")
-		}
-		r := s.rfc2136
-		p := &rfc2136.Provider{Server: r.Server, Zone: r.Zone, KeyName: r.KeyName, KeyAlgorithm: r.KeyAlgorithm, Secret: s.secret}
-		if rs.a.ddns != nil {
-			if ch, ok := rs.a.ddns.newVerifier(c.DDNS).(*authdns.Checker); ok {
-				p.FindZone = ch.FindZone
-			}
-		}
-		dns = p
-	default:
+	if s.provider == config.ProviderNone {
 		return nil, nil, errors.New("no DNS provider is configured to answer the DNS-01 challenge")
+	}
+	if s.secret == "" {
+		return nil, nil, fmt.Errorf("%s (The DDNS credential also answers the DNS-01 challenge.)", missingCredential(s.provider))
+	}
+	setup := dnsSetup{d: c.DDNS, secret: s.secret, logf: rs.a.logf}
+	if rs.a.ddns != nil {
+		setup = rs.a.ddns.dnsSetup(c.DDNS, s.secret)
+	}
+	dns, err := newDNSProvider(setup)
+	if err != nil {
+		return nil, nil, err
 	}
 	cfg := acmedns.Config{
 		Hostname:  hostname(c),

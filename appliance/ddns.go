@@ -12,11 +12,8 @@ import (
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/appliance/derpmap"
 	"github.com/homederp/homederp/ddns"
-	"github.com/homederp/homederp/ddns/apiclient"
 	"github.com/homederp/homederp/ddns/authdns"
-	"github.com/homederp/homederp/ddns/cloudflare"
 	"github.com/homederp/homederp/ddns/detect"
-	"github.com/homederp/homederp/ddns/rfc2136"
 )
 
 // ddnsService runs the DNS updater for the current configuration and
@@ -27,7 +24,7 @@ type ddnsService struct {
 	// tests replace them to point at loopback servers.
 	newDetector func(config.DDNS) *detect.Detector
 	newVerifier func(config.DDNS) ddns.Verifier
-	httpClient  *http.Client // Cloudflare API; nil = cloudflare.Client's default
+	httpClient  *http.Client // DNS provider APIs; nil = apiclient's default
 
 	mu      sync.Mutex // serialises apply and close
 	last    ddnsSettings
@@ -79,19 +76,12 @@ func defaultVerifier(d config.DDNS) ddns.Verifier {
 	return c
 }
 
-func secretName(provider string) string {
-	if provider == config.ProviderRFC2136 {
-		return config.SecretTSIG
-	}
-	return config.SecretCloudflareToken
-}
-
 // apply starts, restarts or stops the updater for c. It never blocks on
 // the network: checks run in the updater's goroutine.
 func (s *ddnsService) apply(c config.Config) {
 	want := ddnsSettings{hostname: c.Hostname, d: c.DDNS}
 	if c.DDNS.Provider != config.ProviderNone {
-		sec, err := s.a.store.Secret(secretName(c.DDNS.Provider))
+		sec, err := s.a.store.Secret(config.ProviderSecret(c.DDNS.Provider))
 		if err != nil {
 			s.a.logf("ddns: reading the DNS credential: %v", err)
 		}
@@ -109,30 +99,19 @@ func (s *ddnsService) apply(c config.Config) {
 		return
 	}
 	if want.secret == "" {
-		problem := "No TSIG secret is saved yet for the RFC 2136 key."
-		if want.d.Provider == config.ProviderCloudflare {
-			problem = "No Cloudflare API token is saved yet: create one with the \"Edit zone DNS\" template and save it in the setup page."
-		}
-		s.view.Store(&ddnsView{last: want, problem: problem})
+		s.view.Store(&ddnsView{last: want, problem: missingCredential(want.d.Provider)})
 		return
 	}
-	var p ddns.Provider
 	verifier := s.newVerifier(want.d)
 	det := s.newDetector(want.d)
-	switch want.d.Provider {
-	case config.ProviderCloudflare:
-		p = cloudflare.New(want.secret, apiclient.Options{HTTP: s.httpClient, Logf: s.a.logf})
-	case config.ProviderRFC2136:
-		r := want.d.RFC2136
-		rp := &rfc2136.Provider{Server: r.Server, Zone: r.Zone, KeyName: r.KeyName, KeyAlgorithm: r.KeyAlgorithm, Secret: want.secret}
-		if ch, ok := verifier.(*authdns.Checker); ok {
-			rp.FindZone = ch.FindZone
-		}
-		p = rp
+	p, err := newDNSProvider(dnsSetup{d: want.d, secret: want.secret, http: s.httpClient, logf: s.a.logf, zones: verifier})
+	if err != nil {
+		s.view.Store(&ddnsView{last: want, problem: err.Error()})
+		return
 	}
 	u, err := ddns.New(ddns.Config{
 		Hostname:     want.hostname,
-		ProviderName: want.d.Provider,
+		ProviderName: config.ProviderName(want.d.Provider),
 		IPv4:         want.d.IPv4,
 		IPv6:         want.d.IPv6,
 		Provider:     p,
@@ -198,7 +177,7 @@ func (s *ddnsService) Status() ddns.Status {
 	if v.u != nil {
 		return v.u.Status()
 	}
-	return ddns.Status{Enabled: v.last.d.Provider != config.ProviderNone, Provider: v.last.d.Provider, Hostname: v.last.hostname, LastError: v.problem}
+	return ddns.Status{Enabled: v.last.d.Provider != config.ProviderNone, Provider: config.ProviderName(v.last.d.Provider), Hostname: v.last.hostname, LastError: v.problem}
 }
 
 // checkNow asks the running updater for an immediate check.
@@ -208,22 +187,24 @@ func (s *ddnsService) checkNow() {
 	}
 }
 
-// checkCredential checks a DNS credential before it is saved: a
-// Cloudflare token with /user/tokens/verify and its zone access, a TSIG
-// key with a signed query to the server (which changes nothing).
+// dnsSetup is what this service makes d's provider from.
+func (s *ddnsService) dnsSetup(d config.DDNS, secret string) dnsSetup {
+	return dnsSetup{d: d, secret: secret, http: s.httpClient, logf: s.a.logf, zones: s.newVerifier(d)}
+}
+
+// checkCredential checks a DNS credential before it is saved, with calls
+// that change nothing: a Cloudflare token with /user/tokens/verify and its
+// zone access, a DNSPod or AliDNS key by reading the zone and the name's
+// records, a TSIG key with a signed query to the server.
 func (s *ddnsService) checkCredential(ctx context.Context, c config.Config, secret string) error {
-	switch c.DDNS.Provider {
-	case config.ProviderCloudflare:
-		return ddns.CheckCloudflareToken(ctx, s.httpClient, secret, c.Hostname)
-	case config.ProviderRFC2136:
-		r := c.DDNS.RFC2136
-		p := &rfc2136.Provider{Server: r.Server, Zone: r.Zone, KeyName: r.KeyName, KeyAlgorithm: r.KeyAlgorithm, Secret: secret, Timeout: 10 * time.Second}
-		if ch, ok := s.newVerifier(c.DDNS).(*authdns.Checker); ok {
-			p.FindZone = ch.FindZone
-		}
-		return p.CheckKey(ctx, c.Hostname)
+	if c.DDNS.Provider == config.ProviderNone {
+		return nil
 	}
-	return nil
+	p, err := newDNSProvider(s.dnsSetup(c.DDNS, secret))
+	if err != nil {
+		return err
+	}
+	return checkDNSProvider(ctx, p, c.Hostname)
 }
 
 // mapOptions are the DERP map options from every service: the relay's

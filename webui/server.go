@@ -65,9 +65,10 @@ type Options struct {
 	// config: the pin of the certificate being served, NoIPv4.
 	MapOptions func() derpmap.Options
 	// CheckDNSCredential verifies a DNS provider credential (the
-	// Cloudflare token, or the TSIG secret) against the settings about
-	// to be saved, before anything is stored; e.g. a wrapper around
-	// ddns.CheckCloudflareToken. nil saves unchecked, and says so.
+	// Cloudflare token, a DNSPod or AliDNS key pair as
+	// config.KeyPair.Encode writes it, or the TSIG secret) against the
+	// settings about to be saved, before anything is stored, with calls
+	// that change nothing. nil saves unchecked, and says so.
 	CheckDNSCredential func(ctx context.Context, c config.Config, secret string) error
 	// Tailscaled returns a LocalAPI client for the box's tailscaled for
 	// the given config (its relay.tailscaled_socket), or nil if the box

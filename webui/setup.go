@@ -28,7 +28,8 @@ import (
 // step, in the failed step's box.
 var steps = map[string][]string{
 	"name": {"hostname", "ddns.provider", "ddns.ipv4", "ddns.ipv6", "ddns.interval", "ddns.rfc2136.server",
-		"ddns.rfc2136.zone", "ddns.rfc2136.key_name", "ddns.rfc2136.key_algorithm", "secret"},
+		"ddns.rfc2136.zone", "ddns.rfc2136.key_name", "ddns.rfc2136.key_algorithm", "secret",
+		"tencentcloud.secret_id", "tencentcloud.secret_key", "alidns.access_key_id", "alidns.access_key_secret"},
 	"ports": {"relay.derp_port", "relay.stun_port", "reverse_proxy.enabled", "reverse_proxy.public_host",
 		"reverse_proxy.public_port", "reverse_proxy.trusted"},
 	"region":    {"region.id", "region.code", "region.name", "region.node_name"},
@@ -41,22 +42,23 @@ var steps = map[string][]string{
 // setupView is the setup page; as JSON it is the current settings (never
 // a secret: only whether one is saved).
 type setupView struct {
-	Config       config.Config       `json:"config"`
-	SavedSecrets map[string]bool     `json:"saved_secrets"` // e.g. {"cloudflare-token": true}
-	Errors       map[string][]string `json:"errors,omitempty"`
-	Typed        map[string]string   `json:"-"` // number fields as typed, when they did not parse
-	OtherErrors  []string            `json:"other_errors,omitempty"`
-	FailedStep   string              `json:"failed_step,omitempty"`
-	LoadError    string              `json:"load_error,omitempty"`
-	Forward      forwardView         `json:"port_forward"`
-	RegionNotes  []derpmap.Finding   `json:"region_notes,omitempty"`
-	Tailnet      tailnetView         `json:"tailnet"`
-	PeerRelay    peerRelayView       `json:"peer_relay"`
-	CertDir      string              `json:"cert_dir,omitempty"`
-	CertUpload   bool                `json:"-"`           // the manual-certificate form is shown
-	DNSChecker   bool                `json:"dns_checker"` // tokens are checked on save
-	ACMECAs      []string            `json:"-"`
-	TSIGAlgs     []string            `json:"-"`
+	Config       config.Config         `json:"config"`
+	Providers    []config.ProviderInfo `json:"-"`
+	SavedSecrets map[string]bool       `json:"saved_secrets"` // e.g. {"cloudflare-token": true}
+	Errors       map[string][]string   `json:"errors,omitempty"`
+	Typed        map[string]string     `json:"-"` // number fields as typed, when they did not parse
+	OtherErrors  []string              `json:"other_errors,omitempty"`
+	FailedStep   string                `json:"failed_step,omitempty"`
+	LoadError    string                `json:"load_error,omitempty"`
+	Forward      forwardView           `json:"port_forward"`
+	RegionNotes  []derpmap.Finding     `json:"region_notes,omitempty"`
+	Tailnet      tailnetView           `json:"tailnet"`
+	PeerRelay    peerRelayView         `json:"peer_relay"`
+	CertDir      string                `json:"cert_dir,omitempty"`
+	CertUpload   bool                  `json:"-"`           // the manual-certificate form is shown
+	DNSChecker   bool                  `json:"dns_checker"` // tokens are checked on save
+	ACMECAs      []string              `json:"-"`
+	TSIGAlgs     []string              `json:"-"`
 }
 
 // forwardView is the port-forward the user must make on the router.
@@ -107,6 +109,7 @@ func (s *Server) setupPage(w http.ResponseWriter, r *http.Request, u *user) {
 func (s *Server) renderSetup(w http.ResponseWriter, r *http.Request, u *user, status int, c config.Config, failed string, errs fieldErrs) {
 	v := setupView{
 		Config:       c,
+		Providers:    config.Providers,
 		SavedSecrets: map[string]bool{},
 		FailedStep:   failed,
 		Forward:      s.forward(c),
@@ -117,7 +120,7 @@ func (s *Server) renderSetup(w http.ResponseWriter, r *http.Request, u *user, st
 		ACMECAs:      []string{"production", "staging"},
 		TSIGAlgs:     []string{"hmac-sha256.", "hmac-sha512.", "hmac-sha384.", "hmac-sha224.", "hmac-sha1."},
 	}
-	for _, name := range []string{config.SecretCloudflareToken, config.SecretTSIG} {
+	for _, name := range config.DNSSecrets {
 		v.SavedSecrets[name] = s.o.Store.HasSecret(name)
 	}
 	if err := s.o.Store.LoadError(); err != nil {
@@ -290,14 +293,9 @@ func (s *Server) saveName(w http.ResponseWriter, r *http.Request, u *user) {
 			KeyAlgorithm: f.Get("ddns.rfc2136.key_algorithm"),
 		}
 	}
-	secretName := ""
-	switch c.DDNS.Provider {
-	case config.ProviderCloudflare:
-		secretName = config.SecretCloudflareToken
-	case config.ProviderRFC2136:
-		secretName = config.SecretTSIG
-	}
-	typed := strings.TrimSpace(f.Get("secret"))
+	secretName := config.ProviderSecret(c.DDNS.Provider)
+	field := secretField(c.DDNS.Provider)
+	typed := typedSecret(f, c.DDNS.Provider, errs)
 	if len(errs) == 0 {
 		errs.addConfig(c.Validate())
 	}
@@ -307,17 +305,15 @@ func (s *Server) saveName(w http.ResponseWriter, r *http.Request, u *user) {
 		if secret == "" {
 			saved, err := s.o.Store.Secret(secretName)
 			if err != nil {
-				errs.add("secret", "The saved credential could not be read: "+err.Error())
+				errs.add(field, "The saved credential could not be read: "+err.Error())
 			}
 			secret = saved
 		}
 		changed := typed != "" || old.Hostname != c.Hostname || !reflect.DeepEqual(old.DDNS, c.DDNS)
 		switch {
 		case len(errs) > 0:
-		case secret == "" && secretName == config.SecretCloudflareToken:
-			errs.add("secret", "Paste a Cloudflare API token with the permissions Zone:Read and DNS:Edit for your zone.")
 		case secret == "":
-			errs.add("secret", "Paste the TSIG secret (base64) of the key named above.")
+			errs.add(field, missingSecret(c.DDNS.Provider))
 		case changed && s.o.CheckDNSCredential != nil:
 			ctx, cancel := reqCtx(r, 20*time.Second)
 			err := s.o.CheckDNSCredential(ctx, c, secret)
@@ -325,7 +321,7 @@ func (s *Server) saveName(w http.ResponseWriter, r *http.Request, u *user) {
 			if errors.Is(err, ErrNotChecked) {
 				checkedMsg = " (The credential cannot be checked in advance for this provider; the status page shows whether the first update works.)"
 			} else if err != nil {
-				errs.add("secret", "The DNS provider did not accept this: "+scrub(err.Error(), secret)+". Nothing was saved.")
+				errs.add(field, "The DNS provider did not accept this: "+scrubKey(err.Error(), secret)+". Nothing was saved.")
 			} else {
 				checkedMsg = " The DNS provider accepted the credential."
 			}
@@ -335,23 +331,23 @@ func (s *Server) saveName(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	if len(errs) > 0 {
 		if typed != "" {
-			errs.add("secret", "For safety the credential you typed is not shown again; paste it once more.")
+			errs.add(field, "For safety the credential you typed is not shown again; paste it once more.")
 		}
 		s.failSetup(w, r, u, "name", c, errs)
 		return
 	}
 	if typed != "" {
 		if err := s.o.Store.SetSecret(secretName, typed); err != nil {
-			errs.add("secret", err.Error())
+			errs.add(field, err.Error())
 			s.failSetup(w, r, u, "name", c, errs)
 			return
 		}
 	}
 	if checked(f, "forget_secrets") {
-		for _, name := range []string{config.SecretCloudflareToken, config.SecretTSIG} {
+		for _, name := range config.DNSSecrets {
 			if name != secretName {
 				if err := s.o.Store.SetSecret(name, ""); err != nil {
-					errs.add("secret", err.Error())
+					errs.add(field, err.Error())
 				}
 			}
 		}

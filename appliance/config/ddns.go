@@ -10,17 +10,45 @@ import (
 
 // DNS providers the box can update.
 const (
-	ProviderNone       = ""
-	ProviderCloudflare = "cloudflare"
-	ProviderRFC2136    = "rfc2136"
+	ProviderNone         = ""
+	ProviderCloudflare   = "cloudflare"
+	ProviderRFC2136      = "rfc2136"
+	ProviderTencentCloud = "tencentcloud" // DNSPod, through the Tencent Cloud API
+	ProviderAliDNS       = "alidns"       // Alibaba Cloud DNS
 )
 
+// ProviderInfo names a DNS provider.
+type ProviderInfo struct {
+	ID   string // e.g. "tencentcloud"
+	Name string // the name a user knows it by, e.g. "DNSPod (Tencent Cloud)"
+}
+
+// Providers lists the DNS providers in the order the setup page offers
+// them.
+var Providers = []ProviderInfo{
+	{ProviderCloudflare, "Cloudflare"},
+	{ProviderTencentCloud, "DNSPod (Tencent Cloud)"},
+	{ProviderAliDNS, "AliDNS (Alibaba Cloud)"},
+	{ProviderRFC2136, "RFC 2136 dynamic update with a TSIG key (BIND, Knot, PowerDNS)"},
+}
+
+// ProviderName is the name a user knows provider by, e.g. "DNSPod (Tencent
+// Cloud)" for "tencentcloud".
+func ProviderName(provider string) string {
+	for _, p := range Providers {
+		if p.ID == provider {
+			return p.Name
+		}
+	}
+	return provider
+}
+
 // DDNS configures keeping Hostname's A and AAAA records pointed at the
-// home line. The provider's credential is a secret (SecretCloudflareToken
-// or SecretTSIG), not part of this document.
+// home line. The provider's credential is a secret (see ProviderSecret),
+// not part of this document.
 type DDNS struct {
 	// Provider is "" (no DDNS: the hostname is managed elsewhere),
-	// "cloudflare" or "rfc2136".
+	// "cloudflare", "tencentcloud", "alidns" or "rfc2136".
 	Provider string `json:"provider,omitempty"`
 
 	IPv4 bool `json:"ipv4"` // keep the A record
@@ -82,9 +110,9 @@ func (c Config) validateDDNS(errs *Errors) {
 	switch d.Provider {
 	case ProviderNone:
 		return
-	case ProviderCloudflare, ProviderRFC2136:
+	case ProviderCloudflare, ProviderRFC2136, ProviderTencentCloud, ProviderAliDNS:
 	default:
-		errs.add("ddns.provider", fmt.Sprintf("unknown DNS provider %q; choose cloudflare, rfc2136, or none", d.Provider))
+		errs.add("ddns.provider", fmt.Sprintf("unknown DNS provider %q; choose cloudflare, tencentcloud, alidns, rfc2136, or none", d.Provider))
 		return
 	}
 	if isIP(c.Hostname) {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,8 @@ func TestValidateDDNS(t *testing.T) {
 	}{
 		{"no provider", func(c *Config) {}, "", ""},
 		{"cloudflare", cloudflare, "", ""},
+		{"tencentcloud", func(c *Config) { c.DDNS.Provider = ProviderTencentCloud }, "", ""},
+		{"alidns", func(c *Config) { c.DDNS.Provider = ProviderAliDNS }, "", ""},
 		{"rfc2136", rfc, "", ""},
 		{"rfc2136 with IP server and zone", func(c *Config) {
 			rfc(c)
@@ -104,5 +107,36 @@ func TestDDNSRoundTrip(t *testing.T) {
 	}
 	if got.DDNS.STUNServers != nil || got.DDNS.Whoami != nil || time.Duration(got.DDNS.Interval) != 5*time.Minute || got.DDNS.IPv6 {
 		t.Errorf("old document: got %+v", got.DDNS)
+	}
+}
+
+// TestKeyPairSecret: a two-part key is one 0600 secret file, read back
+// as it was saved, and never shown by %v.
+func TestKeyPairSecret(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := KeyPair{ID: "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", Secret: "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE"}
+	if err := s.SetSecret(ProviderSecret(ProviderTencentCloud), "  "+want.Encode()+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Secret(SecretTencentCloud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ParseKeyPair(v); got != want {
+		t.Errorf("ParseKeyPair: got %+v, want %+v", got, want)
+	}
+	if got := fmt.Sprint(want); strings.Contains(got, want.Secret) {
+		t.Errorf("fmt.Sprint(KeyPair): got %q, which shows the secret", got)
+	}
+	for provider, want := range map[string]string{ProviderCloudflare: SecretCloudflareToken, ProviderAliDNS: SecretAliDNS, ProviderRFC2136: SecretTSIG, ProviderNone: ""} {
+		if got := ProviderSecret(provider); got != want {
+			t.Errorf("ProviderSecret(%q): got %q, want %q", provider, got, want)
+		}
+	}
+	if got := ProviderName(ProviderAliDNS); got != "AliDNS (Alibaba Cloud)" {
+		t.Errorf("ProviderName(alidns): got %q", got)
 	}
 }

@@ -1,0 +1,67 @@
+package webui
+
+import (
+	"strings"
+
+	"github.com/homederp/homederp/appliance/config"
+)
+
+// keyPairFields are the two form fields of the providers whose credential
+// is a key pair, named as their consoles name the halves.
+var keyPairFields = map[string][2]string{
+	config.ProviderTencentCloud: {"tencentcloud.secret_id", "tencentcloud.secret_key"},
+	config.ProviderAliDNS:       {"alidns.access_key_id", "alidns.access_key_secret"},
+}
+
+// secretField is the form field next to which provider's credential
+// errors are shown.
+func secretField(provider string) string {
+	if f, ok := keyPairFields[provider]; ok {
+		return f[1]
+	}
+	return "secret"
+}
+
+// typedSecret is the credential the user typed for provider, as the
+// store keeps it ("" if none was typed): the secret field, or for a key
+// pair both halves, which are only saved together.
+func typedSecret(f map[string][]string, provider string, errs fieldErrs) string {
+	fields, ok := keyPairFields[provider]
+	if !ok {
+		return strings.TrimSpace(first(f["secret"]))
+	}
+	k := config.KeyPair{ID: strings.TrimSpace(first(f[fields[0]])), Secret: strings.TrimSpace(first(f[fields[1]]))}
+	switch {
+	case k.ID == "" && k.Secret == "":
+		return ""
+	case k.ID == "" || k.Secret == "":
+		errs.add(fields[1], "Paste both halves of the key: they are checked and saved together.")
+		return ""
+	}
+	return k.Encode()
+}
+
+// missingSecret asks for provider's credential.
+func missingSecret(provider string) string {
+	switch provider {
+	case config.ProviderCloudflare:
+		return "Paste a Cloudflare API token with the permissions Zone:Read and DNS:Edit for your zone."
+	case config.ProviderTencentCloud:
+		return "Paste the SecretId and SecretKey of a Tencent Cloud API key (访问管理 → API密钥管理) whose user may edit the domain's DNSPod records."
+	case config.ProviderAliDNS:
+		return "Paste the ID and secret of an Alibaba Cloud AccessKey whose RAM user has AliyunDNSFullAccess."
+	}
+	return "Paste the TSIG secret (base64) of the key named above."
+}
+
+// scrubKey removes a DNS credential (for a key pair: its secret half)
+// from a message, in case a provider echoes it.
+func scrubKey(msg, secret string) string {
+	if k := config.ParseKeyPair(secret); strings.Contains(secret, "\n") && k.Secret != "" {
+		secret = k.Secret
+	}
+	if secret == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, secret, "[the secret]")
+}
