@@ -289,7 +289,7 @@ func reactionBed(t testing.TB, name string) (*natBed, bedProvider) {
 	if name == "rfc2136" {
 		return b, b.bind(t)
 	}
-	bp, _ := b.cloudflare(t)
+	bp := b.cloudflare(t)
 	return b, bp
 }
 

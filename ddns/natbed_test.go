@@ -7,20 +7,16 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/homederp/homederp/ddns"
-	"github.com/homederp/homederp/ddns/apiclient"
 	"github.com/homederp/homederp/ddns/authdns"
-	"github.com/homederp/homederp/ddns/cloudflare"
-	"github.com/homederp/homederp/ddns/cloudflaretest"
 	"github.com/homederp/homederp/ddns/ddnstest"
 	"github.com/homederp/homederp/ddns/detect"
-	"github.com/homederp/homederp/ddns/rfc2136"
-	"github.com/homederp/homederp/internal/bindtest"
 	"github.com/homederp/homederp/internal/netnstest"
 	"github.com/homederp/homederp/internal/testenv"
 	"tailscale.com/net/stunserver"
@@ -38,6 +34,8 @@ import (
 //	                                                               198.51.100.53 whoami (UDP 53, DoT 853)
 //	                                                               198.51.100.10, 2001:db8:f0::10 BIND 9 (ns1.example.com)
 //	                                                               198.51.100.20 Cloudflare fake: API :80, DNS :53
+//	                                                               198.51.100.21 DNSPod fake: API :80, DNS :53
+//	                                                               198.51.100.22 AliDNS fake: API :80, DNS :53
 //
 // With cgnat, the router's WAN is 100.64.0.10 behind a "carrier" namespace
 // that masquerades again to 203.0.113.50.
@@ -58,6 +56,8 @@ const (
 	bindIP  = "198.51.100.10"
 	bindIP6 = "2001:db8:f0::10"
 	cfIP    = "198.51.100.20"
+	tcIP    = "198.51.100.21"
+	aliIP   = "198.51.100.22"
 	whoIP   = "198.51.100.53"
 )
 
@@ -107,7 +107,9 @@ func newNATBed(t testing.TB, o bedOptions) *natBed {
 	b.inet.IP("addr", "add", "198.51.100.1/32", "dev", "lo")
 	b.inet.IP("addr", "add", "198.51.100.2/32", "dev", "lo")
 	b.inet.IP("addr", "add", bindIP+"/32", "dev", "lo")
-	b.inet.IP("addr", "add", cfIP+"/32", "dev", "lo")
+	for _, ip := range []string{cfIP, tcIP, aliIP} {
+		b.inet.IP("addr", "add", ip+"/32", "dev", "lo")
+	}
 	b.inet.IP("addr", "add", whoIP+"/32", "dev", "lo")
 	b.inet.AddAddr("lo", bindIP6+"/128")
 	b.inet.AddAddr("lo", "2001:db8:f0::101/128")
@@ -206,40 +208,6 @@ func (b *natBed) detector() *detect.Detector {
 	}
 }
 
-// provider is one DNS provider in the bed with its call counter.
-type bedProvider struct {
-	name  string
-	p     ddns.Provider
-	calls func() int64 // API requests, or messages to the primary (reads and UPDATEs), so far
-	auth  netip.AddrPort
-}
-
-func (b *natBed) bind(t testing.TB) bedProvider {
-	testenv.NeedCommand(t, "named")
-	srv := bindtest.Start(t, bindtest.Options{
-		Zone:    "example.com.",
-		Addrs:   []netip.Addr{netip.MustParseAddr(bindIP), netip.MustParseAddr(bindIP6)},
-		Port:    53,
-		Command: b.inet.Command,
-		Dial:    b.inet.Dialer().DialContext,
-		Records: []string{"www 60 IN A 192.0.2.80"},
-	})
-	p := &rfc2136.Provider{Server: srv.Addr.String(), Zone: srv.Zone, KeyName: srv.KeyName, KeyAlgorithm: srv.KeyAlgorithm, Secret: srv.Secret, Net: b.home.Dialer()}
-	return bedProvider{name: "rfc2136", p: p, calls: p.Requests, auth: srv.Addr}
-}
-
-func (b *natBed) cloudflare(t testing.TB) (bedProvider, *cloudflaretest.Server) {
-	fake := cloudflaretest.New(t, cloudflaretest.Options{Listener: b.inet.MustListen("tcp4", cfIP+":80")})
-	fake.AddZone("example.com")
-	fake.AddRecord("example.com", "www", "A", "192.0.2.80", 300, false)
-	dnsAddr := fake.StartDNS(t, cloudflaretest.DNSOptions{
-		UDP: b.inet.MustListenPacket("udp4", cfIP+":53"),
-		TCP: b.inet.MustListen("tcp4", cfIP+":53"),
-	})
-	p := cloudflare.New(fake.AddToken(cloudflaretest.Token{Zones: []string{"example.com"}}), apiclient.Options{HTTP: fake.ClientDialing(b.home.Dialer().DialContext)})
-	return bedProvider{name: "cloudflare", p: p, calls: p.Client().Requests, auth: dnsAddr}, fake
-}
-
 func (b *natBed) config(t *testing.T, bp bedProvider) ddns.Config {
 	return ddns.Config{
 		Hostname:       "derp.example.com",
@@ -291,16 +259,10 @@ func checksAfter(t *testing.T, u *ddns.Updater, n int) {
 // converges, with each provider; steady state costs no provider call.
 func TestNATBed(t *testing.T) {
 	testenv.NeedLong(t)
-	for _, name := range []string{"rfc2136", "cloudflare"} {
+	for _, name := range bedProviders {
 		t.Run(name, func(t *testing.T) {
 			b := newNATBed(t, bedOptions{})
-			var bp bedProvider
-			var fake *cloudflaretest.Server
-			if name == "rfc2136" {
-				bp = b.bind(t)
-			} else {
-				bp, fake = b.cloudflare(t)
-			}
+			bp := b.provider(t, name)
 			u, err := ddns.New(b.config(t, bp))
 			if err != nil {
 				t.Fatal(err)
@@ -344,14 +306,14 @@ func TestNATBed(t *testing.T) {
 					t.Errorf("the deprecated address was used: %s", s)
 				}
 			}
-			if fake != nil {
-				if recs := fake.Records("example.com", "derp", "A"); len(recs) != 1 || recs[0].Proxied || recs[0].TTL != 60 {
-					t.Errorf("derp A at Cloudflare: %+v", recs)
+			if bp.records != nil {
+				if got, want := bp.records("derp", "A"), []string{fmt.Sprintf("203.0.113.20 ttl %d", bp.ttl)}; !slices.Equal(got, want) {
+					t.Errorf("derp A at %s: got %q, want %q", name, got, want)
 				}
-				if www := fake.Records("example.com", "www", "A"); len(www) != 1 || www[0].Content != "192.0.2.80" {
-					t.Errorf("www A was touched: %+v", www)
+				if got, want := bp.records("www", "A"), []string{"192.0.2.80 ttl 600"}; !slices.Equal(got, want) {
+					t.Errorf("www A was touched: got %q, want %q", got, want)
 				}
-				t.Logf("Cloudflare requests by route: %v", fake.RequestsByRoute())
+				t.Logf("%s requests by route: %v", name, bp.routes())
 			}
 			report(t, fmt.Sprintf("ddns %s: first publication %v (%d calls); router WAN 203.0.113.10 → 203.0.113.20: converged in %v with %d provider calls; steady state: %d calls in 3 checks (interval 1s)",
 				name, took.Round(time.Millisecond), initialCalls, conv.Round(time.Millisecond), convCalls, steady))

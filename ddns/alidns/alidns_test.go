@@ -48,10 +48,11 @@ func setup(t *testing.T, o alidnstest.Options) (*alidnstest.Server, key) {
 func TestCheck(t *testing.T) {
 	fake, good := setup(t, alidnstest.Options{})
 	fake.AddDomain("example.org")
-	var disabled, other key
+	var disabled, other, scoped key
 	disabled.id, disabled.secret = fake.AddKey(alidnstest.Key{})
 	fake.DisableKey(disabled.id)
 	other.id, other.secret = fake.AddKey(alidnstest.Key{Domains: []string{"example.org"}})
+	scoped.id, scoped.secret = fake.AddKey(alidnstest.Key{Domains: []string{"example.com"}})
 	tests := []struct {
 		name    string
 		k       key
@@ -67,7 +68,8 @@ func TestCheck(t *testing.T) {
 		{"unknown ID", key{"LTAI" + strings.Repeat("x", 20), good.secret}, "", "does not know this AccessKey ID"},
 		{"wrong secret", key{good.id, strings.Repeat("y", 30)}, "", "secret does not belong to this AccessKey ID"},
 		{"disabled key", disabled, "", "AccessKey is disabled"},
-		{"key for another domain", other, "derp.example.com", "AliyunDNSFullAccess"},
+		{"key for this domain only", scoped, "derp.example.com", ""},
+		{"key for another domain", other, "derp.example.com", "no zone for derp.example.com that this AliDNS key may see"},
 		{"domain not in account", good, "derp.example.net", "no zone for derp.example.net"},
 	}
 	for _, tt := range tests {

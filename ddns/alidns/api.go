@@ -15,7 +15,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -98,18 +97,4 @@ func (p *Provider) call(ctx context.Context, action string, params url.Values, o
 		return fmt.Errorf("decoding AliDNS's answer to %s: %w", action, err)
 	}
 	return nil
-}
-
-// hasCode reports whether err is an APIError with one of codes.
-func hasCode(err error, codes ...string) bool {
-	var ae *APIError
-	if !errors.As(err, &ae) {
-		return false
-	}
-	for _, c := range codes {
-		if ae.Code == c {
-			return true
-		}
-	}
-	return false
 }

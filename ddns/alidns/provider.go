@@ -60,25 +60,46 @@ func (p *Provider) Check(ctx context.Context, hostname string) error {
 // api is the AliDNS API as ddns/records wants it.
 type api struct{ p *Provider }
 
-func (a api) Zone(ctx context.Context, name string) (records.Zone, bool, error) {
+// maxDomainPages bounds the paging through DescribeDomains (100 domains a
+// page).
+const maxDomainPages = 30
+
+func (a api) Zones(ctx context.Context) ([]string, error) {
+	var names []string
+	for page := 1; page <= maxDomainPages; page++ {
+		var res struct {
+			TotalCount int `json:"TotalCount"`
+			Domains    struct {
+				Domain []struct {
+					DomainName string `json:"DomainName"`
+				} `json:"Domain"`
+			} `json:"Domains"`
+		}
+		if err := a.p.call(ctx, "DescribeDomains", url.Values{"PageNumber": {strconv.Itoa(page)}, "PageSize": {"100"}}, &res); err != nil {
+			return nil, fmt.Errorf("listing the AliDNS domains: %w", err)
+		}
+		for _, d := range res.Domains.Domain {
+			names = append(names, d.DomainName)
+		}
+		if len(res.Domains.Domain) == 0 || len(names) >= res.TotalCount {
+			break
+		}
+	}
+	return names, nil
+}
+
+func (a api) Zone(ctx context.Context, name string) (records.Zone, error) {
 	var res struct {
-		DomainName string `json:"DomainName"`
-		MinTTL     int64  `json:"MinTtl"`
+		MinTTL int64 `json:"MinTtl"`
 	}
-	err := a.p.call(ctx, "DescribeDomainInfo", url.Values{"DomainName": {name}}, &res)
-	switch {
-	case hasCode(err, "InvalidDomainName.NoExist", "InvalidDomainName.Format", "IncorrectDomainUser", "DomainNotExist"):
-		return records.Zone{}, false, nil
-	case err != nil:
-		return records.Zone{}, false, a.explain(err, name, "looking up the AliDNS domain %s", name)
-	case !strings.EqualFold(res.DomainName, name):
-		return records.Zone{}, false, nil
+	if err := a.p.call(ctx, "DescribeDomainInfo", url.Values{"DomainName": {name}}, &res); err != nil {
+		return records.Zone{}, a.explain(err, name, "looking up the AliDNS domain %s", name)
 	}
-	z := records.Zone{Name: res.DomainName, MinTTL: time.Duration(res.MinTTL) * time.Second}
+	z := records.Zone{Name: name, MinTTL: time.Duration(res.MinTTL) * time.Second}
 	if z.MinTTL <= 0 {
 		z.MinTTL = DefaultMinTTL
 	}
-	return z, true, nil
+	return z, nil
 }
 
 // record is one entry of DescribeSubDomainRecords' DomainRecords.Record.

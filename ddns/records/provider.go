@@ -21,8 +21,10 @@ type Record struct {
 // API is a provider's record API for one account, reduced to what
 // homederp needs. zone is the apex without trailing dot.
 type API interface {
-	// Zone looks name up as a zone of the account (see ZoneFinder.Lookup).
-	Zone(ctx context.Context, name string) (z Zone, ok bool, err error)
+	// Zones lists the zones the key may see, and Zone describes one of
+	// them (see ZoneFinder.List and Detail).
+	Zones(ctx context.Context) ([]string, error)
+	Zone(ctx context.Context, name string) (Zone, error)
 	// List returns the records of one name and type, on the provider's
 	// default line only (split-horizon records of other lines belong to
 	// the user).
@@ -45,7 +47,7 @@ type Provider struct {
 
 // New returns a provider for api; vendor names the provider in messages.
 func New(api API, vendor string) *Provider {
-	return &Provider{api: api, vendor: vendor, zones: ZoneFinder{Vendor: vendor, Lookup: api.Zone}}
+	return &Provider{api: api, vendor: vendor, zones: ZoneFinder{Vendor: vendor, List: api.Zones, Detail: api.Zone}}
 }
 
 // ZoneFor returns the zone holding hostname with a trailing dot, e.g.

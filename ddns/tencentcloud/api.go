@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/homederp/homederp/ddns/apiclient"
 	tclib "github.com/libdns/tencentcloud"
@@ -116,15 +115,14 @@ func (p *Provider) call(ctx context.Context, action string, params, out any) err
 	return nil
 }
 
-// hasCode reports whether err is an APIError with one of codes (a code
-// ending in "." matches its sub-codes).
+// hasCode reports whether err is an APIError with one of codes.
 func hasCode(err error, codes ...string) bool {
 	var ae *APIError
 	if !errors.As(err, &ae) {
 		return false
 	}
 	for _, c := range codes {
-		if ae.Code == c || strings.HasSuffix(c, ".") && strings.HasPrefix(ae.Code, c) {
+		if ae.Code == c {
 			return true
 		}
 	}

@@ -45,7 +45,11 @@ func (p *Provider) Check(ctx context.Context, hostname string) error {
 		return err
 	}
 	if hostname == "" {
-		return p.call(ctx, "DescribeDomainList", map[string]any{"Limit": 1}, nil)
+		err := p.call(ctx, "DescribeDomainList", map[string]any{"Limit": 1}, nil)
+		if hasCode(err, "ResourceNotFound.NoDataOfDomain") {
+			return nil // a good key of an account without domains
+		}
+		return err
 	}
 	return p.CheckHost(ctx, hostname)
 }
@@ -79,41 +83,60 @@ type api struct{ p *Provider }
 
 // domainInfo is DescribeDomain's DomainInfo, the fields homederp reads.
 type domainInfo struct {
-	DomainID     uint64   `json:"DomainId"`
-	Domain       string   `json:"Domain"`    // e.g. "example.com"
 	Status       string   `json:"Status"`    // "ENABLE", "PAUSE", "SPAM", "LOCK"
 	DNSStatus    string   `json:"DnsStatus"` // "" or "DNSERROR" (the registrar does not point at DNSPod)
-	Grade        string   `json:"Grade"`     // e.g. "DP_FREE"
 	DnspodNsList []string `json:"DnspodNsList"`
 }
 
-func (a api) Zone(ctx context.Context, name string) (records.Zone, bool, error) {
+// maxDomainPages bounds the paging through DescribeDomainList (3000
+// domains a page).
+const maxDomainPages = 10
+
+func (a api) Zones(ctx context.Context) ([]string, error) {
+	var names []string
+	for page := 0; page < maxDomainPages; page++ {
+		var res struct {
+			DomainCountInfo struct {
+				DomainTotal int `json:"DomainTotal"`
+			} `json:"DomainCountInfo"`
+			DomainList []struct {
+				Name string `json:"Name"`
+			} `json:"DomainList"`
+		}
+		err := a.p.call(ctx, "DescribeDomainList", map[string]any{"Offset": len(names), "Limit": 3000}, &res)
+		if hasCode(err, "ResourceNotFound.NoDataOfDomain") {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing the DNSPod domains: %w", err)
+		}
+		for _, d := range res.DomainList {
+			names = append(names, d.Name)
+		}
+		if len(res.DomainList) == 0 || len(names) >= res.DomainCountInfo.DomainTotal {
+			break
+		}
+	}
+	return names, nil
+}
+
+func (a api) Zone(ctx context.Context, name string) (records.Zone, error) {
 	var res struct {
 		DomainInfo domainInfo `json:"DomainInfo"`
 	}
-	err := a.p.call(ctx, "DescribeDomain", map[string]any{"Domain": name}, &res)
-	switch {
-	case hasCode(err, "InvalidParameterValue.DomainNotExists", "InvalidParameter.DomainInvalid", "ResourceNotFound."):
-		return records.Zone{}, false, nil
-	case err != nil:
-		var ae *APIError
-		if errors.As(err, &ae) {
-			ae.Domain = name
-		}
-		return records.Zone{}, false, fmt.Errorf("looking up the DNSPod domain %s: %w", name, err)
+	if err := a.p.call(ctx, "DescribeDomain", map[string]any{"Domain": name}, &res); err != nil {
+		return records.Zone{}, a.explain(err, name, "looking up the DNSPod domain %s", name)
 	}
 	d := res.DomainInfo
 	switch {
-	case !strings.EqualFold(d.Domain, name):
-		return records.Zone{}, false, nil
 	case d.Status == "PAUSE":
-		return records.Zone{}, false, fmt.Errorf("DNS for %s is paused at DNSPod: turn it on again (开启解析) in the DNSPod console", name)
+		return records.Zone{}, fmt.Errorf("DNS for %s is paused at DNSPod: turn it on again (开启解析) in the DNSPod console", name)
 	case d.Status == "SPAM" || d.Status == "LOCK":
-		return records.Zone{}, false, fmt.Errorf(msgLocked, name)
+		return records.Zone{}, fmt.Errorf(msgLocked, name)
 	case d.DNSStatus == "DNSERROR":
-		return records.Zone{}, false, fmt.Errorf("DNSPod is not the authoritative DNS of %s yet: set the domain's name servers at your registrar to %s", name, strings.Join(d.DnspodNsList, " and "))
+		return records.Zone{}, fmt.Errorf("DNSPod is not the authoritative DNS of %s yet: set the domain's name servers at your registrar to %s", name, strings.Join(d.DnspodNsList, " and "))
 	}
-	return records.Zone{Name: d.Domain, MinTTL: MinTTL}, true, nil
+	return records.Zone{Name: name, MinTTL: MinTTL}, nil
 }
 
 // recordItem is one entry of DescribeRecordList's RecordList.

@@ -55,8 +55,9 @@ func TestCheck(t *testing.T) {
 	var disabled key
 	disabled.id, disabled.secret = fake.AddKey(tencentcloudtest.Key{})
 	fake.DisableKey(disabled.id)
-	var other key
+	var other, scoped key
 	other.id, other.secret = fake.AddKey(tencentcloudtest.Key{Domains: []string{"example.org"}})
+	scoped.id, scoped.secret = fake.AddKey(tencentcloudtest.Key{Domains: []string{"example.com"}})
 
 	tests := []struct {
 		name    string
@@ -73,7 +74,8 @@ func TestCheck(t *testing.T) {
 		{"unknown SecretId", key{"AKID" + strings.Repeat("x", 32), good.secret}, "", "does not know this SecretId"},
 		{"wrong SecretKey", key{good.id, strings.Repeat("y", 32)}, "", "SecretKey does not belong to this SecretId"},
 		{"disabled key", disabled, "", "does not know this SecretId"},
-		{"key for another domain", other, "derp.example.com", "may not do this"},
+		{"key for this domain only", scoped, "derp.example.com", ""},
+		{"key for another domain", other, "derp.example.com", "no zone for derp.example.com that this DNSPod key may see"},
 		{"domain not in account", good, "derp.example.net", "no zone for derp.example.net"},
 		{"paused domain", good, "derp.paused.example", "paused at DNSPod"},
 		{"registrar not pointing at DNSPod", good, "derp.elsewhere.example", "f1g1ns1.dnspod.net and f1g1ns2.dnspod.net"},
@@ -112,8 +114,8 @@ func TestZoneFor(t *testing.T) {
 	if z, err := p.ZoneFor(ctx, "derp.home.example.com."); err != nil || z != "example.com." {
 		t.Fatalf("ZoneFor: got %q, %v; want example.com.", z, err)
 	}
-	if got := fake.Requests("DescribeDomain"); got != 3 {
-		t.Errorf("DescribeDomain requests: got %d, want 3 (derp.home.example.com, home.example.com, example.com)", got)
+	if got := fake.RequestsByRoute(); got["DescribeDomainList"] != 1 || got["DescribeDomain"] != 1 || fake.Requests() != 2 {
+		t.Errorf("requests: got %v, want one DescribeDomainList and one DescribeDomain", got)
 	}
 	n := fake.Requests()
 	if z, err := p.ZoneFor(ctx, "derp.home.example.com"); err != nil || z != "example.com." {

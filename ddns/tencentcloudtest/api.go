@@ -64,12 +64,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Logf != nil {
 		s.opts.Logf("tencentcloudtest: %s %s", r.Method, action)
 	}
-	if f, ok := s.Take(); ok {
-		writeFault(w, f)
-		return
-	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
+		return
+	}
+	if f, ok := s.Take(); ok {
+		writeFault(w, f)
 		return
 	}
 	switch {
