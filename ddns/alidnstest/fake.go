@@ -29,7 +29,6 @@ package alidnstest
 
 import (
 	"context"
-	"crypto/rand"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -117,6 +116,8 @@ type Server struct {
 	ddnstest.Calls
 	// Faults replace the next answers (FailNext) or all (SetDown).
 	ddnstest.Faults[Fault]
+	// DNSSide serves what the fake holds (see StartDNS).
+	ddnstest.DNSSide
 
 	srv  *httptest.Server
 	opts Options
@@ -127,7 +128,6 @@ type Server struct {
 	domains []*Domain
 	records []*Record
 	nextID  int64
-	dns     *ddnstest.Authority
 }
 
 // New starts a fake and stops it when the test ends.
@@ -137,14 +137,8 @@ func New(t testing.TB, opts Options) *Server {
 		opts.RateLimit = 20
 	}
 	s := &Server{opts: opts, keys: map[string]*keyState{}, nonces: map[string]bool{}, nextID: 1978593525000}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
-	if opts.Listener != nil {
-		s.srv.Listener.Close()
-		s.srv.Listener = opts.Listener
-	}
-	s.srv.Start()
+	s.srv = ddnstest.ServeAPI(t, opts.Listener, http.HandlerFunc(s.serveHTTP))
 	s.URL = s.srv.URL
-	t.Cleanup(s.srv.Close)
 	return s
 }
 
@@ -159,21 +153,12 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
-func randString(n int, alphabet string) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
-}
-
 const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 // AddKey registers an AccessKey and returns its ID ("LTAI" and 20 letters
 // and digits) and secret (30).
 func (s *Server) AddKey(k Key) (id, secret string) {
-	id, secret = "LTAI"+randString(20, alnum), randString(30, alnum)
+	id, secret = "LTAI"+ddnstest.RandString(20, alnum), ddnstest.RandString(30, alnum)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.keys[id] = &keyState{Key: k, secret: secret}
@@ -198,7 +183,7 @@ func (s *Server) newIDLocked() string {
 func (s *Server) AddDomain(name string) *Domain {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := &Domain{ID: randString(8, "abcdef0123456789") + "-" + randString(4, "abcdef0123456789"), Name: strings.ToLower(strings.TrimSuffix(name, ".")),
+	d := &Domain{ID: ddnstest.RandString(8, "abcdef0123456789") + "-" + ddnstest.RandString(4, "abcdef0123456789"), Name: strings.ToLower(strings.TrimSuffix(name, ".")),
 		VersionCode: "mianfei", MinTTL: 600, NS: []string{"ns1.alidns.com", "ns2.alidns.com"}}
 	s.domains = append(s.domains, d)
 	return d

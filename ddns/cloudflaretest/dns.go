@@ -1,7 +1,6 @@
 package cloudflaretest
 
 import (
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -10,18 +9,10 @@ import (
 	"github.com/homederp/homederp/ddns/ipclass"
 )
 
-// DNSOptions configure the DNS side.
-type DNSOptions struct {
-	// UDP and TCP are the sockets to serve on; if both are nil, StartDNS
-	// listens on 127.0.0.1 on one random port for both.
-	UDP net.PacketConn
-	TCP net.Listener
-	// NSAddrs are the addresses the zones' name servers
-	// ("ada.ns.cloudflare.com", ...) resolve to; nil = the UDP socket's
-	// address. A checker that asks the fake for the NS addresses then
-	// finds the fake itself.
-	NSAddrs []netip.Addr
-}
+// DNSOptions configure the DNS side: its sockets (nil = 127.0.0.1 on a
+// random port) and the addresses the zones' name servers
+// ("ada.ns.cloudflare.com", ...) resolve to (nil = the DNS side's own).
+type DNSOptions = ddnstest.AuthorityOptions
 
 // StartDNS serves every zone the fake holds as Cloudflare's authoritative
 // servers would (see ddnstest.Authority), with Cloudflare anycast
@@ -29,49 +20,7 @@ type DNSOptions struct {
 // the UDP address and stops with the test.
 func (s *Server) StartDNS(t testing.TB, o DNSOptions) netip.AddrPort {
 	t.Helper()
-	a := ddnstest.StartAuthority(t, ddnstest.AuthorityOptions{UDP: o.UDP, TCP: o.TCP, NSAddrs: o.NSAddrs}, s.authZones)
-	s.mu.Lock()
-	s.dns = a
-	s.mu.Unlock()
-	return a.Addr
-}
-
-func (s *Server) authority() *ddnstest.Authority {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.dns
-}
-
-// ForceTruncation makes UDP answers come back with TC set and no records,
-// so that clients must retry over TCP.
-func (s *Server) ForceTruncation(on bool) {
-	if a := s.authority(); a != nil {
-		a.ForceTruncation(on)
-	}
-}
-
-// DNSQueries returns how many DNS queries the fake answered.
-func (s *Server) DNSQueries() int64 {
-	if a := s.authority(); a != nil {
-		return a.Queries()
-	}
-	return 0
-}
-
-// FreezeDNS makes the DNS side keep serving the records as they are now,
-// whatever the API changes: a stale authoritative server. UnfreezeDNS ends
-// it.
-func (s *Server) FreezeDNS() {
-	if a := s.authority(); a != nil {
-		a.Freeze()
-	}
-}
-
-// UnfreezeDNS ends FreezeDNS.
-func (s *Server) UnfreezeDNS() {
-	if a := s.authority(); a != nil {
-		a.Unfreeze()
-	}
+	return s.StartAuthority(t, o, s.authZones)
 }
 
 const autoTTL = 300 // what Cloudflare serves for TTL 1 ("automatic")

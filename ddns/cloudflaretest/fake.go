@@ -115,13 +115,14 @@ type Server struct {
 	ddnstest.Calls
 	// Faults replace the next answers (FailNext) or all (SetDown).
 	ddnstest.Faults[Fault]
+	// DNSSide serves what the fake holds (see StartDNS).
+	ddnstest.DNSSide
 
 	mu      sync.Mutex
 	tokens  map[string]*Token
 	zones   []*Zone
 	records []*Record
 	window  map[string][]time.Time // per token, for the rate limit
-	dns     *ddnstest.Authority
 }
 
 // New starts a fake and stops it when the test ends.
@@ -132,14 +133,8 @@ func New(t testing.TB, opts Options) *Server {
 		tokens: map[string]*Token{},
 		window: map[string][]time.Time{},
 	}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
-	if opts.Listener != nil {
-		s.srv.Listener.Close()
-		s.srv.Listener = opts.Listener
-	}
-	s.srv.Start()
+	s.srv = ddnstest.ServeAPI(t, opts.Listener, http.HandlerFunc(s.serveHTTP))
 	s.URL = s.srv.URL
-	t.Cleanup(s.srv.Close)
 	return s
 }
 

@@ -263,3 +263,60 @@ func authRR(qname string, r AuthRR) dns.RR {
 	}
 	return nil
 }
+
+// DNSSide is a provider fake's DNS side. Fakes embed it, so that its
+// FreezeDNS, UnfreezeDNS, ForceTruncation and DNSQueries are theirs, and
+// start it from their StartDNS with the zones they hold.
+type DNSSide struct {
+	mu sync.Mutex
+	a  *Authority
+}
+
+// StartAuthority starts the authoritative server (see StartAuthority) and
+// returns its address.
+func (d *DNSSide) StartAuthority(t testing.TB, o AuthorityOptions, zones func() []AuthZone) netip.AddrPort {
+	t.Helper()
+	a := StartAuthority(t, o, zones)
+	d.mu.Lock()
+	d.a = a
+	d.mu.Unlock()
+	return a.Addr
+}
+
+func (d *DNSSide) authority() *Authority {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.a
+}
+
+// FreezeDNS makes the DNS side keep serving the records as they are now,
+// whatever the API changes: a stale authoritative server. UnfreezeDNS ends
+// it.
+func (d *DNSSide) FreezeDNS() {
+	if a := d.authority(); a != nil {
+		a.Freeze()
+	}
+}
+
+// UnfreezeDNS ends FreezeDNS.
+func (d *DNSSide) UnfreezeDNS() {
+	if a := d.authority(); a != nil {
+		a.Unfreeze()
+	}
+}
+
+// ForceTruncation makes UDP answers come back with TC set and no records,
+// so that clients must retry over TCP.
+func (d *DNSSide) ForceTruncation(on bool) {
+	if a := d.authority(); a != nil {
+		a.ForceTruncation(on)
+	}
+}
+
+// DNSQueries returns how many DNS queries the DNS side answered.
+func (d *DNSSide) DNSQueries() int64 {
+	if a := d.authority(); a != nil {
+		return a.Queries()
+	}
+	return 0
+}

@@ -1,8 +1,13 @@
 package ddnstest
 
 import (
+	"crypto/rand"
 	"maps"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"sync"
+	"testing"
 )
 
 // Calls counts a provider fake's requests. Fakes embed it, so that its
@@ -101,4 +106,29 @@ func (q *Faults[F]) Take() (F, bool) {
 	}
 	var zero F
 	return zero, false
+}
+
+// ServeAPI starts a provider fake's API server with handler h on l (nil =
+// 127.0.0.1:0, plain HTTP: see APIClient); it stops with the test.
+func ServeAPI(t testing.TB, l net.Listener, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	if l != nil {
+		srv.Listener.Close()
+		srv.Listener = l
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// RandString returns n random characters of alphabet, e.g. for keys and
+// record IDs.
+func RandString(n int, alphabet string) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
 }

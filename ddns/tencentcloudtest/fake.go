@@ -30,7 +30,6 @@ package tencentcloudtest
 
 import (
 	"context"
-	"crypto/rand"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -121,6 +120,8 @@ type Server struct {
 	ddnstest.Calls
 	// Faults replace the next answers (FailNext) or all (SetDown).
 	ddnstest.Faults[Fault]
+	// DNSSide serves what the fake holds (see StartDNS).
+	ddnstest.DNSSide
 
 	srv  *httptest.Server
 	opts Options
@@ -130,7 +131,6 @@ type Server struct {
 	domains []*Domain
 	records []*Record
 	nextID  uint64
-	dns     *ddnstest.Authority
 }
 
 // New starts a fake and stops it when the test ends.
@@ -140,14 +140,8 @@ func New(t testing.TB, opts Options) *Server {
 		opts.RateLimit = 20
 	}
 	s := &Server{opts: opts, keys: map[string]*keyState{}, nextID: 1000}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
-	if opts.Listener != nil {
-		s.srv.Listener.Close()
-		s.srv.Listener = opts.Listener
-	}
-	s.srv.Start()
+	s.srv = ddnstest.ServeAPI(t, opts.Listener, http.HandlerFunc(s.serveHTTP))
 	s.URL = s.srv.URL
-	t.Cleanup(s.srv.Close)
 	return s
 }
 
@@ -162,21 +156,12 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
-func randString(n int, alphabet string) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
-}
-
 const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 // AddKey registers an API key and returns its SecretId ("AKID" and 32
 // letters and digits) and SecretKey (32).
 func (s *Server) AddKey(k Key) (secretID, secretKey string) {
-	secretID, secretKey = "AKID"+randString(32, alnum), randString(32, alnum)
+	secretID, secretKey = "AKID"+ddnstest.RandString(32, alnum), ddnstest.RandString(32, alnum)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.keys[secretID] = &keyState{Key: k, secret: secretKey}
