@@ -27,6 +27,7 @@ type generation struct {
 	handler http.Handler
 	policy  Policy // the Verify and MeshKey it was built with
 	mesh    *mesh
+	reach   *reachLog // the relay's, shared by its generations
 
 	mu      sync.Mutex
 	retired bool
@@ -56,6 +57,7 @@ func (s *Server) newGeneration(p Policy) *generation {
 		policy: p,
 		conns:  map[net.Conn]bool{},
 	}
+	g.reach = s.reach
 	g.handler = derpserver.AddWebSocketSupport(d, derpserver.Handler(d))
 	g.mesh = newMesh(d, s.logf)
 	return g
@@ -86,7 +88,7 @@ func (g *generation) retire() {
 // being served by a retired server; the client reconnects to the new
 // generation.
 func (g *generation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	hw := &hijackNoter{ResponseWriter: w, g: g}
+	hw := &hijackNoter{ResponseWriter: w, g: g, remote: r.RemoteAddr}
 	g.handler.ServeHTTP(hw, r)
 	if hw.conn != nil {
 		g.mu.Lock()
@@ -97,8 +99,9 @@ func (g *generation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type hijackNoter struct {
 	http.ResponseWriter
-	g    *generation
-	conn net.Conn
+	g      *generation
+	remote string // the request's RemoteAddr
+	conn   net.Conn
 }
 
 func (h *hijackNoter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -116,6 +119,9 @@ func (h *hijackNoter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	h.g.conns[c] = true
 	h.conn = c
+	// TLS and the DERP upgrade got through: the client reached the
+	// relay. (Admission comes later and does not matter here.)
+	h.g.reach.note(h.remote)
 	return c, brw, nil
 }
 

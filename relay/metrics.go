@@ -44,6 +44,7 @@ func (s *Server) Status() Status {
 	c := retired.add(g.counters())
 	st.BytesReceived, st.BytesSent = c.bytesRecv, c.bytesSent
 	st.Refused, st.LastRefusal = s.refusals.stats()
+	st.Reach = s.reach.status()
 
 	if st.VerifyMode == string(VerifyTailscaled) {
 		ts := s.ts.get()
@@ -121,6 +122,8 @@ func (s *Server) MetricsHandler() http.Handler {
 			gauge("tailscaled_peers", int64(st.TailscaledPeers))
 		}
 		gauge("client_rate_bytes_per_second", st.ClientRateBytesPerSec)
+		gauge("reach_internet_addresses", int64(st.Reach.Clients))
+		counter("reach_lan_connections", st.Reach.LANConnections)
 
 		vars := []expvar.KeyValue{
 			{Key: "derp", Value: s.gen.Load().vars},

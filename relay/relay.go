@@ -92,6 +92,7 @@ type Server struct {
 	certs    atomic.Pointer[certHolder]
 	gen      atomic.Pointer[generation]
 	refusals *refusalLog
+	reach    *reachLog
 	// failOpenLogf keeps derpserver's per-client fail-open notice to a
 	// couple of lines a minute.
 	failOpenLogf logger.Logf
@@ -149,6 +150,7 @@ func New(cfg Config, logf logger.Logf) (*Server, error) {
 		priv:     priv,
 		serveErr: make(chan error, 1),
 		refusals: newRefusalLog(logf, cfg.Now),
+		reach:    newReachLog(cfg.Now),
 		accept:   newAcceptLimiter(cfg.Now),
 		policy:   cfg.Policy,
 	}

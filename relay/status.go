@@ -51,6 +51,10 @@ type Status struct {
 	ConnsAccepted         int64 // TCP connections taken by the accept limit
 	ConnsRejected         int64 // TCP connections closed at once by the accept limit
 
+	// Reach says where DERP connections came from: the public addresses
+	// are the evidence that the relay is reachable from the Internet.
+	Reach Reach
+
 	Mesh      []MeshStatus // one entry per configured mesh peer
 	MeshError string       // why the mesh is not running as configured, e.g. no mesh key; "" if fine
 }

@@ -5,7 +5,10 @@ package relaytest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -46,6 +49,11 @@ func TryConnect(t testing.TB, region *tailcfg.DERPRegion) (*Client, error) {
 func TryConnectKey(t testing.TB, region *tailcfg.DERPRegion, priv key.NodePrivate) (*Client, error) {
 	t.Helper()
 	c := derphttp.NewRegionClient(priv, t.Logf, netmon.NewStatic(), func() *tailcfg.DERPRegion { return region })
+	return connect(t, c, priv)
+}
+
+// connect connects c within 10 s and closes it when the test ends.
+func connect(t testing.TB, c *derphttp.Client, priv key.NodePrivate) (*Client, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.Connect(ctx); err != nil {
@@ -54,6 +62,23 @@ func TryConnectKey(t testing.TB, region *tailcfg.DERPRegion, priv key.NodePrivat
 	}
 	t.Cleanup(func() { c.Close() })
 	return &Client{c, priv}, nil
+}
+
+// ConnectVia dials the relay at url (e.g.
+// "https://derp.example.com:12345/derp") through dial, which chooses
+// where the connection really goes (a network namespace, a router's
+// public address), trusting roots for its certificate. The client is
+// closed when the test ends.
+func ConnectVia(t testing.TB, url string, roots *x509.CertPool, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (*Client, error) {
+	t.Helper()
+	priv := key.NewNode()
+	c, err := derphttp.NewClient(priv, url, t.Logf, netmon.NewStatic())
+	if err != nil {
+		return nil, err
+	}
+	c.TLSConfig = &tls.Config{RootCAs: roots}
+	c.SetURLDialer(dial)
+	return connect(t, c, priv)
 }
 
 // SendUntilReceived sends msg from one client to another until it
