@@ -21,6 +21,7 @@ type options struct {
 	stateDir           string
 	derpPort, stunPort int            // -dev defaults for a new configuration
 	webuiAddr          string         // -dev: the web UI's loopback address, e.g. "127.0.0.1:8080"
+	passwordFile       string         // the web UI password, instead of gokrazy's; "" = gokrazy's
 	logs               *webui.LogRing // the recent log lines the web UI shows; nil for none
 }
 
@@ -32,6 +33,8 @@ type app struct {
 	relay     *relayService
 	ddns      *ddnsService
 	peerRelay *peerRelayService
+	portmap   *portmapService
+	traffic   *trafficService
 	webui     *webuiService
 	errc      chan error // a service that stopped on its own
 
@@ -68,8 +71,13 @@ func start(opts options, logf logger.Logf) (*app, error) {
 	a.ddns = newDDNSService(a)
 	a.ddns.apply(store.Config())
 	a.peerRelay = newPeerRelayService(a)
+	a.portmap = newPortmapService(a)
+	a.portmap.apply(store.Config())
+	a.traffic = startTraffic(a.relay.status)
 	if err := a.writeDERPMap(); err != nil {
 		a.peerRelay.close()
+		a.traffic.close()
+		a.portmap.close()
 		return nil, err
 	}
 	store.Subscribe(func(c config.Config) {
@@ -78,12 +86,15 @@ func start(opts options, logf logger.Logf) (*app, error) {
 		}
 		a.ddns.apply(c)
 		a.peerRelay.apply(c)
+		a.portmap.apply(c)
 		if err := a.writeDERPMap(); err != nil {
 			logf("%v", err)
 		}
 	})
 	if err := a.startWebUI(); err != nil {
 		a.peerRelay.close()
+		a.traffic.close()
+		a.portmap.close()
 		a.ddns.close()
 		a.relay.close()
 		return nil, fmt.Errorf("starting the web UI: %w", err)
@@ -94,6 +105,8 @@ func start(opts options, logf logger.Logf) (*app, error) {
 func (a *app) close() {
 	a.webui.close()
 	a.peerRelay.close()
+	a.traffic.close()
+	a.portmap.close()
 	a.ddns.close()
 	a.relay.close()
 }

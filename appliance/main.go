@@ -29,6 +29,7 @@ var (
 	derpPort  = flag.Int("derp-port", 0, "With -dev: the DERP port of a new dev configuration (default 12345). An existing configuration keeps its port.")
 	stunPort  = flag.Int("stun-port", 0, "With -dev: the STUN port of a new dev configuration (default 3478).")
 	webuiAddr = flag.String("webui-addr", "", "With -dev: the loopback address of the web UI (default 127.0.0.1:8080; port 0 picks a free one). On the box the web UI listens on port 80 of every private address.")
+	pwFile    = flag.String("password-file", "", "File holding the web UI password (user gokrazy). The default is gokrazy's /perm/gokr-pw.txt or /etc/gokr-pw.txt; -dev generates one. For running homederp on a machine that is not gokrazy.")
 )
 
 func main() {
@@ -51,7 +52,7 @@ func run() error {
 	logs := webui.NewLogRing(200)
 	log.SetOutput(io.MultiWriter(os.Stderr, logs))
 
-	opts := options{dev: *dev, derpPort: *derpPort, stunPort: *stunPort, webuiAddr: *webuiAddr, logs: logs}
+	opts := options{dev: *dev, derpPort: *derpPort, stunPort: *stunPort, webuiAddr: *webuiAddr, passwordFile: *pwFile, logs: logs}
 	switch {
 	case *stateDir != "":
 		opts.stateDir = *stateDir

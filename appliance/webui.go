@@ -57,6 +57,8 @@ func (a *app) startWebUI() error {
 		Logf:               a.logf,
 		RelayStatus:        a.relay.status,
 		DDNSStatus:         a.ddns.Status,
+		PortMapStatus:      a.portmap.status,
+		Traffic:            a.traffic.h.Samples,
 		Metrics:            a.relay.metricsHandler(),
 		MapOptions:         a.mapOptions,
 		CheckDNSCredential: a.ddns.checkCredential,
@@ -155,10 +157,18 @@ func (ws *webuiService) url() string {
 	return "(not listening)"
 }
 
-// webuiPassword is gokrazy's password, so one password opens both UIs.
-// -dev, which has none, generates one into the state directory (0600)
-// and reuses it on the next run.
+// webuiPassword is gokrazy's password, so one password opens both UIs,
+// or the one in -password-file (a box that is not gokrazy). -dev, which
+// has none, generates one into the state directory (0600) and reuses it
+// on the next run.
 func (a *app) webuiPassword() (string, error) {
+	if a.opts.passwordFile != "" {
+		b, err := os.ReadFile(a.opts.passwordFile)
+		if err != nil {
+			return "", fmt.Errorf("reading the web UI password: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
 	if !a.opts.dev {
 		for _, p := range []string{"/perm/gokr-pw.txt", "/etc/gokr-pw.txt"} {
 			b, err := os.ReadFile(p)

@@ -19,6 +19,7 @@ import (
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/appliance/derpmap"
 	"github.com/homederp/homederp/ddns"
+	"github.com/homederp/homederp/portmap"
 	"github.com/homederp/homederp/relay"
 	"tailscale.com/client/local"
 	"tailscale.com/tailcfg"
@@ -351,6 +352,8 @@ func TestPageWeight(t *testing.T) {
 	b := newBox(t, func(o *Options) {
 		o.RelayStatus = func() relay.Status { return syntheticRelay(o.Now()) }
 		o.DDNSStatus = func() ddns.Status { return syntheticDDNS(o.Now()) }
+		o.PortMapStatus = func() portmap.Status { return mappedStatus(o.Now()) }
+		o.Traffic = func() []relay.TrafficSample { return dayOfTraffic(o.Now()) }
 		o.Logs = NewLogRing(200)
 		for i := 0; i < 200; i++ {
 			o.Logs.Logf("2026/05/01 12:00:00 relay: a typical log line of moderate length, number %d", i)

@@ -31,6 +31,7 @@ import (
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/appliance/derpmap"
 	"github.com/homederp/homederp/ddns"
+	"github.com/homederp/homederp/portmap"
 	"github.com/homederp/homederp/relay"
 	"golang.org/x/net/xsrftoken"
 	"tailscale.com/client/local"
@@ -58,6 +59,12 @@ type Options struct {
 	// RelayStatus and DDNSStatus return snapshots of those services.
 	RelayStatus func() relay.Status
 	DDNSStatus  func() ddns.Status
+	// PortMapStatus returns what the home router said about the port
+	// forwards the box asks for (package portmap).
+	PortMapStatus func() portmap.Status
+	// Traffic returns the relay's samples of the last day, oldest first,
+	// for the status page's chart (e.g. relay.TrafficHistory.Samples).
+	Traffic func() []relay.TrafficSample
 	// Metrics serves Prometheus text at /metrics, e.g. the relay's
 	// metrics handler. nil answers 404.
 	Metrics http.Handler

@@ -30,7 +30,7 @@ var steps = map[string][]string{
 	"name": {"hostname", "ddns.provider", "ddns.ipv4", "ddns.ipv6", "ddns.interval", "ddns.rfc2136.server",
 		"ddns.rfc2136.zone", "ddns.rfc2136.key_name", "ddns.rfc2136.key_algorithm", "secret",
 		"tencentcloud.secret_id", "tencentcloud.secret_key", "alidns.access_key_id", "alidns.access_key_secret"},
-	"ports": {"relay.derp_port", "relay.stun_port", "reverse_proxy.enabled", "reverse_proxy.public_host",
+	"ports": {"relay.derp_port", "relay.stun_port", "port_mapping.enabled", "reverse_proxy.enabled", "reverse_proxy.public_host",
 		"reverse_proxy.public_port", "reverse_proxy.trusted"},
 	"region":    {"region.id", "region.code", "region.name", "region.node_name"},
 	"cert":      {"cert.mode", "cert.acme_ca", "cert.acme_email", "cert.pem", "cert.key"},
@@ -365,6 +365,7 @@ func (s *Server) savePorts(w http.ResponseWriter, r *http.Request, u *user) {
 	f := r.PostForm
 	atoi(errs, f, "relay.derp_port", &c.Relay.DERPPort)
 	atoi(errs, f, "relay.stun_port", &c.Relay.STUNPort)
+	c.PortMapping.Enabled = checked(f, "port_mapping.enabled")
 	rp := &c.ReverseProxy
 	rp.Enabled = checked(f, "reverse_proxy.enabled")
 	rp.PublicHost = strings.TrimSpace(f.Get("reverse_proxy.public_host"))
@@ -381,7 +382,11 @@ func (s *Server) savePorts(w http.ResponseWriter, r *http.Request, u *user) {
 			net.JoinHostPort(c.DialHost(), strconv.Itoa(c.DialPort())), c.Relay.DERPPort, c.Relay.STUNPort)
 		return
 	}
-	s.done(w, r, u, "ports", "Saved the ports: TCP %d for DERP, UDP %d for STUN. Make the router's port-forward match.", c.Relay.DERPPort, c.Relay.STUNPort)
+	router := "Make the router's port-forward match."
+	if c.PortMapping.Enabled {
+		router = "The box asks the router to forward them; Status shows what it answered."
+	}
+	s.done(w, r, u, "ports", "Saved the ports: TCP %d for DERP, UDP %d for STUN. %s", c.Relay.DERPPort, c.Relay.STUNPort, router)
 }
 
 // saveRegion is step 3.

@@ -10,24 +10,28 @@ import (
 
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/ddns"
+	"github.com/homederp/homederp/portmap"
 	"github.com/homederp/homederp/relay"
 )
 
 // statusView is the status page: everything at a glance, worst first.
 type statusView struct {
-	Configured bool          `json:"configured"` // a hostname is set
-	Hostname   string        `json:"hostname"`
-	DERPPort   int           `json:"derp_port"`
-	STUNPort   int           `json:"stun_port"`
-	Warnings   []string      `json:"warnings"`
-	Relay      *relay.Status `json:"relay,omitempty"` // nil: not available
-	DDNS       *ddns.Status  `json:"ddns,omitempty"`
-	DNS        dnsView       `json:"dns"`
-	Tailnet    tailnetView   `json:"tailnet"`
-	PeerRelay  peerRelayView `json:"peer_relay"`
-	Verify     string        `json:"verify"` // "off", "tailscaled" or "url"
-	Logs       []LogLine     `json:"logs"`
-	Now        time.Time     `json:"now"`
+	Configured bool           `json:"configured"` // a hostname is set
+	Hostname   string         `json:"hostname"`
+	DERPPort   int            `json:"derp_port"`
+	STUNPort   int            `json:"stun_port"`
+	Warnings   []string       `json:"warnings"`
+	Relay      *relay.Status  `json:"relay,omitempty"` // nil: not available
+	DDNS       *ddns.Status   `json:"ddns,omitempty"`
+	DNS        dnsView        `json:"dns"`
+	Tailnet    tailnetView    `json:"tailnet"`
+	PeerRelay  peerRelayView  `json:"peer_relay"`
+	Verify     string         `json:"verify"` // "off", "tailscaled" or "url"
+	Reach      reachView      `json:"reach"`
+	Traffic    []trafficPoint `json:"traffic"` // 5-minute buckets of the last day
+	Charts     []chartView    `json:"-"`
+	Logs       []LogLine      `json:"logs"`
+	Now        time.Time      `json:"now"`
 }
 
 // dnsView compares the line's public addresses with what DNS serves.
@@ -73,9 +77,21 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request, u *user) {
 	defer cancel()
 	v.Tailnet = s.tailnetState(ctx, c)
 	v.DNS = dnsSummary(c, v.DDNS)
+	var ps *portmap.Status
+	if s.o.PortMapStatus != nil {
+		st := s.o.PortMapStatus()
+		ps = &st
+	}
+	v.Reach = s.reach(c, v.Relay, ps, v.DDNS, v.DNS)
 	v.Warnings = append(v.Warnings, warnings(c, v.Relay, v.DDNS, v.Tailnet, v.DNS, v.Now)...)
 	v.PeerRelay = s.peerRelayState(ctx, c)
 	v.Warnings = append(v.Warnings, peerRelayWarnings(v.PeerRelay)...)
+	v.Warnings = append(v.Warnings, reachWarnings(c, v.Reach)...)
+	v.Traffic = []trafficPoint{}
+	if s.o.Traffic != nil {
+		v.Traffic = bucketTraffic(s.o.Traffic(), v.Now)
+		v.Charts = trafficCharts(v.Traffic, v.Now)
+	}
 	if s.o.Logs != nil {
 		lines := s.o.Logs.Lines()
 		v.Logs = lines[max(0, len(lines)-statusLogLines):]
@@ -206,6 +222,27 @@ func warnings(c config.Config, rs *relay.Status, ds *ddns.Status, tn tailnetView
 		}
 	} else if tn.Reachable && tn.State == "NeedsLogin" {
 		add("The box's tailscaled is logged out, so verify-clients cannot be on: anyone who knows the address can use the relay. Log it in (Setup, step 5).")
+	}
+	return ws
+}
+
+// reachWarnings: the router asked and refused, and no client proved the
+// box reachable otherwise; or the router itself is behind another NAT.
+func reachWarnings(c config.Config, r reachView) []string {
+	var ws []string
+	if ps := r.Mapping; ps != nil && ps.ExternalProblem != "" {
+		ws = append(ws, ps.ExternalProblem)
+	}
+	if ps := r.Mapping; !r.Proven && c.PortMapping.Enabled && ps != nil && !ps.LastRound.IsZero() && !ps.AllMapped() {
+		var rules []string
+		for _, f := range r.ManualForward {
+			rules = append(rules, fmt.Sprintf("%s %d", f.Proto, f.Port))
+		}
+		to := "the box"
+		if len(r.ManualForward) > 0 {
+			to = r.ManualForward[0].To
+		}
+		ws = append(ws, fmt.Sprintf("The router did not forward the relay's ports when the box asked (see Reachable from outside for what it answered): forward %s to %s on the router by hand, or switch on its UPnP.", strings.Join(rules, " and "), to))
 	}
 	return ws
 }

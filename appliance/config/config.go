@@ -39,6 +39,7 @@ type Config struct {
 	// ReverseProxy is set when clients reach the relay through a proxy
 	// such as nginx on port 443 (see proxy.go).
 	ReverseProxy ReverseProxy `json:"reverse_proxy"`
+	PortMapping  PortMapping  `json:"port_mapping"`
 }
 
 // Region is the DERP region this box (and any mesh peers) form in the map.
@@ -57,8 +58,9 @@ type Tailnet struct {
 }
 
 // Default returns the configuration of a fresh box: a home line with the
-// relay on tcp 12345 and STUN on udp 3478, region 900 "home", a
-// self-signed certificate, and no DNS provider yet.
+// relay on tcp 12345 and STUN on udp 3478 (which the box asks the router
+// to forward), region 900 "home", a self-signed certificate, and no DNS
+// provider yet.
 func Default() Config {
 	return Config{
 		Version:  SchemaVersion,
@@ -70,9 +72,10 @@ func Default() Config {
 			Name:     "Home",
 			NodeName: "900a",
 		},
-		Cert:      Cert{Mode: CertSelfSigned},
-		DDNS:      defaultDDNS(),
-		PeerRelay: defaultPeerRelay(),
+		Cert:        Cert{Mode: CertSelfSigned},
+		DDNS:        defaultDDNS(),
+		PeerRelay:   defaultPeerRelay(),
+		PortMapping: PortMapping{Enabled: true},
 	}
 }
 

@@ -30,6 +30,9 @@ func TestDefaultsAreTheHomeLine(t *testing.T) {
 	if got, want := c.Cert.Mode, CertSelfSigned; got != want {
 		t.Errorf("cert mode: got %q, want %q", got, want)
 	}
+	if !c.PortMapping.Enabled {
+		t.Error("port mapping: got off, want on by default")
+	}
 	if err := valid().Validate(); err != nil {
 		t.Errorf("defaults with a hostname do not validate: %v", err)
 	}

@@ -1,0 +1,107 @@
+package webui
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/homederp/homederp/appliance/config"
+	"github.com/homederp/homederp/ddns"
+	"github.com/homederp/homederp/portmap"
+	"github.com/homederp/homederp/relay"
+)
+
+// reachView is the status page's "Reachable from outside": what the
+// router said (port mapping), a hairpin check labelled as the weak
+// evidence it is, and the strong evidence: DERP clients that connected
+// from public addresses.
+type reachView struct {
+	Proven   bool     `json:"proven"`
+	Evidence string   `json:"evidence"`         // "Reached from the Internet by …" or "Not yet proven …"
+	Checks   []string `json:"checks,omitempty"` // what to check while not proven
+
+	MappingOn bool            `json:"port_mapping_enabled"`
+	Router    string          `json:"router"` // what the router does, in a sentence
+	Mapping   *portmap.Status `json:"port_mapping,omitempty"`
+	Hairpin   string          `json:"hairpin,omitempty"`
+	HairpinOK bool            `json:"hairpin_ok,omitempty"`
+	// ManualForward is the port-forward to make by hand, shown while the
+	// router does not forward the ports itself.
+	ManualForward []forwardRule `json:"manual_forward,omitempty"`
+}
+
+func (s *Server) reach(c config.Config, rs *relay.Status, ps *portmap.Status, ds *ddns.Status, dns dnsView) reachView {
+	v := reachView{MappingOn: c.PortMapping.Enabled, Mapping: ps}
+	ports := fmt.Sprintf("TCP %d and UDP %d", c.Relay.DERPPort, c.Relay.STUNPort)
+	fwd := s.forward(c)
+	mapped := ps != nil && ps.AllMapped()
+	switch {
+	case !c.PortMapping.Enabled:
+		v.Router = "Port mapping is off (Setup, step 2): the router forwards only what you set up on it by hand."
+	case ps == nil:
+		v.Router = "The port-mapping status is not available."
+	case mapped:
+		var via []string
+		for _, m := range ps.Mappings {
+			if !m.IPv6 && m.Via != "" && !strings.Contains(strings.Join(via, ","), m.Via) {
+				via = append(via, m.Via)
+			}
+		}
+		v.Router = fmt.Sprintf("The router forwards %s to this box (asked over %s); the box renews the forward before its lease ends.", ports, strings.Join(via, ", "))
+	case ps.LastRound.IsZero() && ps.Problem == "":
+		v.Router = "The box has not asked the router yet."
+	default:
+		v.Router = ps.Problem
+	}
+	if !mapped {
+		v.ManualForward = fwd.Rules
+	}
+	if ps != nil && ps.Hairpin != nil {
+		v.HairpinOK = ps.Hairpin.OK
+		to := ps.Hairpin.To
+		if to == "" {
+			to = "its public address"
+		}
+		v.Hairpin = fmt.Sprintf("Hairpin check (the box dialling %s through the router, as a client on the Internet would): %s.", to, ps.Hairpin.Detail)
+	}
+
+	if rs != nil && rs.Reach.Clients > 0 {
+		v.Proven = true
+		v.Evidence = fmt.Sprintf("Reached from the Internet by %d %s, last at %s from %s.",
+			rs.Reach.Clients, plural(rs.Reach.Clients, "client", "clients"), rs.Reach.Last.UTC().Format("2006-01-02 15:04:05 UTC"), rs.Reach.LastFrom)
+		return v
+	}
+	v.Evidence = "Not yet proven reachable from the Internet: no DERP client has connected from a public address since the relay started."
+	if rs != nil && rs.Reach.LANConnections > 0 {
+		v.Evidence += fmt.Sprintf(" (%d %s from the LAN do not count.)", rs.Reach.LANConnections, plural(int(rs.Reach.LANConnections), "connection", "connections"))
+	}
+	to := "this box"
+	if len(fwd.LAN) > 0 {
+		to = fwd.LAN[0]
+	}
+	if !mapped {
+		v.Checks = append(v.Checks, fmt.Sprintf("The router forwards %s to %s (the table below), or allows UPnP so the box can ask.", ports, to))
+	}
+	if ps != nil && ps.ExternalProblem != "" {
+		v.Checks = append(v.Checks, ps.ExternalProblem)
+	} else if ds != nil && (ds.NoIPv4 || ds.CGNAT) {
+		v.Checks = append(v.Checks, "The line has no public IPv4 address (CGNAT): only clients with IPv6 can reach the box; ask the carrier for a public IPv4 address.")
+	}
+	if ps != nil && ps.IPv6 != "" && !strings.HasPrefix(ps.IPv6, "Open") && !strings.HasPrefix(ps.IPv6, "The router's IPv6 firewall is off") {
+		v.Checks = append(v.Checks, ps.IPv6)
+	}
+	if dns.Match == "no" {
+		v.Checks = append(v.Checks, fmt.Sprintf("DNS serves the wrong address for %s (see Address and DNS).", c.Hostname))
+	}
+	v.Checks = append(v.Checks,
+		"A client away from home (a phone on mobile data) has the DERP map with this region and uses it: "+
+			"tailscale netcheck tests only STUN, so it does not prove that the DERP port is open.",
+		"Some carriers block inbound connections to home lines on some ports; try another DERP port (Setup, step 2).")
+	return v
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
