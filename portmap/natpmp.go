@@ -28,7 +28,7 @@ func pmpResult(code uint16) string {
 	case 2:
 		return "not authorized or refused (2): the router has NAT-PMP switched off or forbids this port"
 	case 3:
-		return "network failure (3): the router has no WAN address yet"
+		return "network failure (3): the router has no public WAN address (none yet, or a private or CGNAT one)"
 	case 4:
 		return "out of resources (4)"
 	case 5:

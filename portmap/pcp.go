@@ -40,7 +40,7 @@ func pcpResult(code byte) string {
 		4:  "UNSUPP_OPCODE",
 		5:  "UNSUPP_OPTION",
 		6:  "MALFORMED_OPTION",
-		7:  "NETWORK_FAILURE: the router has no WAN address yet",
+		7:  "NETWORK_FAILURE: the router has no public WAN address (none yet, or a private or CGNAT one)",
 		8:  "NO_RESOURCES",
 		9:  "UNSUPP_PROTOCOL",
 		10: "USER_EX_QUOTA: the router's limit of mappings per device is reached",

@@ -39,7 +39,12 @@ func TestReachLog(t *testing.T) {
 // connection from the LAN, never evidence of reachability.
 func TestReachCountsLoopbackAsLAN(t *testing.T) {
 	tr := startRelay(t, t.TempDir())
-	relaytest.Connect(t, tr.region)
+	// Connect may return before the server took the connection (it knows
+	// the server's key from the TLS handshake); the server info frame
+	// comes after.
+	if err := relaytest.Admitted(relaytest.Connect(t, tr.region), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if st := tr.srv.Status().Reach; st.LANConnections != 1 || st.Clients != 0 || st.LastFrom != "" {
 		t.Errorf("reach: got %+v, want no Internet client", st)
 	}

@@ -17,7 +17,7 @@ import (
 const (
 	chartSpan    = 24 * time.Hour
 	chartBucket  = 5 * time.Minute // 288 points a day
-	chartWidth   = 300.0 // the SVG's user units; it scales to the card
+	chartWidth   = 300.0           // the SVG's user units; it scales to the card
 	chartHeight  = 60.0
 	chartBuckets = int(chartSpan / chartBucket)
 )

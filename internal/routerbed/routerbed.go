@@ -109,6 +109,19 @@ func New(t testing.TB, prefix string) *Bed {
 	return b
 }
 
+// SetWAN gives the router another WAN address, e.g. "100.64.0.10" for a
+// line behind the carrier's NAT, with the Internet side at .1 of its
+// /24. Call it before Start: miniupnpd reads the address when it starts.
+func (b *Bed) SetWAN(addr string) {
+	b.t.Helper()
+	a := netip.MustParseAddr(addr)
+	gw := netip.AddrFrom4([4]byte{a.As4()[0], a.As4()[1], a.As4()[2], 1})
+	b.Router.IP("addr", "del", WAN.String()+"/24", "dev", "wan0")
+	b.Router.IP("addr", "add", a.String()+"/24", "dev", "wan0")
+	b.Inet.IP("addr", "add", gw.String()+"/24", "dev", "eth0")
+	b.Router.IP("route", "replace", "default", "via", gw.String())
+}
+
 // routerRules are the router's nftables rules: NAT for the LAN, a
 // firewall that lets nothing in that the LAN did not ask for, and the
 // empty chains miniupnpd fills (its defaults: table "filter", chains
