@@ -47,20 +47,21 @@ func newPortmapService(a *app) *portmapService {
 	return s
 }
 
-// apply tells the mapper the ports and whether to ask for them; it acts
-// at once, in its own goroutine.
+// apply tells the mapper the ports (DERP, STUN, and the peer relay's
+// when it is on) and whether to ask for them; it acts at once, in its
+// own goroutine.
 func (s *portmapService) apply(c config.Config) {
 	if s.m == nil {
 		return
 	}
-	s.m.Set(portmap.Config{
-		Enabled: c.PortMapping.Enabled,
-		Ports: []portmap.Port{
-			{Proto: "tcp", Port: uint16(c.Relay.DERPPort), What: "DERP"},
-			{Proto: "udp", Port: uint16(c.Relay.STUNPort), What: "STUN"},
-		},
-		Hostname: hostname(c),
-	})
+	ports := []portmap.Port{
+		{Proto: "tcp", Port: uint16(c.Relay.DERPPort), What: "DERP"},
+		{Proto: "udp", Port: uint16(c.Relay.STUNPort), What: "STUN"},
+	}
+	if p := c.PeerRelay.ActivePort(); p != 0 {
+		ports = append(ports, portmap.Port{Proto: "udp", Port: uint16(p), What: "peer relay"})
+	}
+	s.m.Set(portmap.Config{Enabled: c.PortMapping.Enabled, Ports: ports, Hostname: hostname(c)})
 }
 
 // status is what the web UI shows about the router.

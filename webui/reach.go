@@ -31,8 +31,12 @@ type reachView struct {
 
 func (s *Server) reach(c config.Config, rs *relay.Status, ps *portmap.Status, ds *ddns.Status, dns dnsView) reachView {
 	v := reachView{MappingOn: c.PortMapping.Enabled, Mapping: ps}
-	ports := fmt.Sprintf("TCP %d and UDP %d", c.Relay.DERPPort, c.Relay.STUNPort)
 	fwd := s.forward(c)
+	var rules []string
+	for _, r := range fwd.Rules {
+		rules = append(rules, fmt.Sprintf("%s %d", r.Proto, r.Port))
+	}
+	ports := joinAnd(rules)
 	mapped := ps != nil && ps.AllMapped()
 	switch {
 	case !c.PortMapping.Enabled:
@@ -97,6 +101,14 @@ func (s *Server) reach(c config.Config, rs *relay.Status, ps *portmap.Status, ds
 			"tailscale netcheck tests only STUN, so it does not prove that the DERP port is open.",
 		"Some carriers block inbound connections to home lines on some ports; try another DERP port (Setup, step 2).")
 	return v
+}
+
+// joinAnd lists words for people: "a", "a and b", "a, b and c".
+func joinAnd(ws []string) string {
+	if len(ws) < 2 {
+		return strings.Join(ws, "")
+	}
+	return strings.Join(ws[:len(ws)-1], ", ") + " and " + ws[len(ws)-1]
 }
 
 func plural(n int, one, many string) string {

@@ -106,6 +106,7 @@ func TestReachView(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
 		mapping   bool
+		peerRelay bool
 		ps        portmap.Status
 		reach     relay.Reach
 		proven    bool
@@ -124,6 +125,9 @@ func TestReachView(t *testing.T) {
 			warnings: []string{"forward TCP 12345 and UDP 3478 to 192.168.1.23 on the router by hand"}},
 		{name: "router refuses but clients get in (a manual forward)", mapping: true, ps: refusedStatus(now),
 			reach: relay.Reach{Clients: 2, Last: now, LastFrom: "203.0.113.0/24"}, proven: true, router: "The router does not forward", manual: true, noWarning: true},
+		{name: "router refuses, peer relay on", mapping: true, peerRelay: true, ps: refusedStatus(now), router: "The router does not forward", manual: true,
+			checks:   []string{"The router forwards TCP 12345, UDP 3478 and UDP 40000 to 192.168.1.23"},
+			warnings: []string{"forward TCP 12345, UDP 3478 and UDP 40000 to 192.168.1.23 on the router by hand"}},
 		{name: "switched off", ps: portmap.Status{}, router: "Port mapping is off", manual: true,
 			checks: []string{"The router forwards TCP 12345 and UDP 3478 to 192.168.1.23"}, noWarning: true},
 		{name: "router behind CGNAT", mapping: true, ps: func() portmap.Status {
@@ -137,6 +141,7 @@ func TestReachView(t *testing.T) {
 			b := newBox(t, nil).configured()
 			c := b.store.Config()
 			c.PortMapping.Enabled = tt.mapping
+			c.PeerRelay.Enabled = tt.peerRelay
 			rs := relay.Status{Reach: tt.reach}
 			v := b.s.reach(c, &rs, &tt.ps, nil, dnsView{Match: "yes"})
 			if v.Proven != tt.proven || !strings.HasPrefix(v.Router, tt.router) || (len(v.ManualForward) > 0) != tt.manual {

@@ -242,7 +242,7 @@ func reachWarnings(c config.Config, r reachView) []string {
 		if len(r.ManualForward) > 0 {
 			to = r.ManualForward[0].To
 		}
-		ws = append(ws, fmt.Sprintf("The router did not forward the relay's ports when the box asked (see Reachable from outside for what it answered): forward %s to %s on the router by hand, or switch on its UPnP.", strings.Join(rules, " and "), to))
+		ws = append(ws, fmt.Sprintf("The router did not forward the relay's ports when the box asked (see Reachable from outside for what it answered): forward %s to %s on the router by hand, or switch on its UPnP.", joinAnd(rules), to))
 	}
 	return ws
 }
