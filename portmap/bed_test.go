@@ -260,13 +260,15 @@ func TestMiniupnpd(t *testing.T) {
 
 			t.Run("router restart", func(t *testing.T) {
 				b.Crash()
-				b.Start()
-				if redirected(b, bedPorts...) {
-					t.Fatal("the restarted router still has the mappings")
+				if len(b.Redirects()) != 0 || len(b.Pinholes()) != 0 {
+					t.Fatalf("the crashed router still has mappings:\n%s", b.Rules())
 				}
+				b.Start()
 				healed := waitFor(t, 10*time.Second, "the mappings back", func() bool { return redirected(b, bedPorts...) })
-				if period := bedLease / 2; healed > period+time.Second {
-					t.Errorf("healed after %v, want within one renewal period (%v) and a second", healed, period)
+				// A miniupnpd that has just started may miss the first
+				// request; the retry comes RetryMin later.
+				if period := bedLease / 2; healed > period+2*time.Second {
+					t.Errorf("healed after %v, want within one renewal period (%v) and 2 s", healed, period)
 				}
 				t.Logf("router restart healed in %v (renewal period %v)", healed.Round(time.Millisecond), bedLease/2)
 				if tc.ipv6 {

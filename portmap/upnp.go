@@ -83,16 +83,31 @@ func discoverIGD(ctx context.Context, n Net, hc *http.Client, gw netip.Addr, tim
 	defer pc.Close()
 	deadline := time.Now().Add(timeout)
 	var locs []string
-	for _, st := range []string{"urn:schemas-upnp-org:device:InternetGatewayDevice:1", "urn:schemas-upnp-org:device:InternetGatewayDevice:2"} {
-		for _, to := range targets {
-			pc.WriteTo(ssdpSearch(st), net.UDPAddrFromAddrPort(to))
+	search := func() {
+		for _, st := range []string{"urn:schemas-upnp-org:device:InternetGatewayDevice:1", "urn:schemas-upnp-org:device:InternetGatewayDevice:2"} {
+			for _, to := range targets {
+				pc.WriteTo(ssdpSearch(st), net.UDPAddrFromAddrPort(to))
+			}
 		}
 	}
+	search()
+	// SSDP is plain UDP: ask again after a moment if nobody answered
+	// (a router that has just booted misses the first search).
+	resend, resent := time.Now().Add(timeout/4), false
 	buf := make([]byte, 2048)
 	for {
-		pc.SetReadDeadline(deadline)
+		wait := deadline
+		if !resent && len(locs) == 0 {
+			wait = minTime(wait, resend)
+		}
+		pc.SetReadDeadline(wait)
 		nr, _, err := pc.ReadFrom(buf)
 		if err != nil {
+			if !resent && len(locs) == 0 && time.Now().Before(deadline) {
+				resent = true
+				search()
+				continue
+			}
 			break
 		}
 		if loc := ssdpLocation(buf[:nr]); loc != "" && !slices.Contains(locs, loc) {
@@ -354,14 +369,11 @@ func (d *igd) upnpPinhole(ctx context.Context, proto string, port uint16, self n
 	}
 	secs := uint32(min(max(lease, time.Second), 24*time.Hour) / time.Second)
 	if id != 0 {
-		err := fw.UpdatePinholeCtx(ctx, id, secs)
-		if err == nil {
+		if err := fw.UpdatePinholeCtx(ctx, id, secs); err == nil {
 			return id, nil
 		}
-		if upnpCode(err) != 704 {
-			return 0, upnpError(err)
-		}
-		// 704: the router forgot it (a restart); open it again.
+		// The router forgot it (a restart): 704 by the book, 402 from
+		// miniupnpd. Open it again.
 	}
 	id, err = fw.AddPinholeCtx(ctx, "", 0, self.String(), port, uint16(pcpProto(proto)), secs)
 	if err != nil {
