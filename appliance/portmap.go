@@ -47,17 +47,20 @@ func newPortmapService(a *app) *portmapService {
 	return s
 }
 
-// apply tells the mapper the ports (DERP, STUN, and the peer relay's
-// when it is on) and whether to ask for them; it acts at once, in its
-// own goroutine.
+// apply tells the mapper the ports (DERP unless a reverse proxy takes
+// it, STUN, and the peer relay's when it is on) and whether to ask for
+// them; it acts at once, in its own goroutine.
 func (s *portmapService) apply(c config.Config) {
 	if s.m == nil {
 		return
 	}
-	ports := []portmap.Port{
-		{Proto: "tcp", Port: uint16(c.Relay.DERPPort), What: "DERP"},
-		{Proto: "udp", Port: uint16(c.Relay.STUNPort), What: "STUN"},
+	var ports []portmap.Port
+	if !c.ReverseProxy.Enabled {
+		// Behind a reverse proxy, DERP's public port leads to the
+		// proxy, not to the box: only the user can forward that.
+		ports = append(ports, portmap.Port{Proto: "tcp", Port: uint16(c.Relay.DERPPort), What: "DERP"})
 	}
+	ports = append(ports, portmap.Port{Proto: "udp", Port: uint16(c.Relay.STUNPort), What: "STUN"})
 	if p := c.PeerRelay.ActivePort(); p != 0 {
 		ports = append(ports, portmap.Port{Proto: "udp", Port: uint16(p), What: "peer relay"})
 	}

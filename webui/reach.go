@@ -2,6 +2,8 @@ package webui
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/homederp/homederp/appliance/config"
@@ -32,32 +34,44 @@ type reachView struct {
 func (s *Server) reach(c config.Config, rs *relay.Status, ps *portmap.Status, ds *ddns.Status, dns dnsView) reachView {
 	v := reachView{MappingOn: c.PortMapping.Enabled, Mapping: ps}
 	fwd := s.forward(c)
-	var rules []string
-	for _, r := range fwd.Rules {
-		rules = append(rules, fmt.Sprintf("%s %d", r.Proto, r.Port))
+	// A forward the router keeps for the box needs nothing from the
+	// user; every other one (all of them while the router refuses, and
+	// a reverse proxy's, which the box cannot ask for) is shown to make
+	// by hand.
+	forwarded := map[string]bool{}
+	if ps != nil {
+		for _, m := range ps.Mappings {
+			if m.OK && !m.IPv6 {
+				forwarded[strings.ToUpper(m.Proto)+" "+strconv.Itoa(int(m.Port.Port))] = true
+			}
+		}
 	}
-	ports := joinAnd(rules)
-	mapped := ps != nil && ps.AllMapped()
+	var done []string
+	for _, r := range fwd.Rules {
+		name := fmt.Sprintf("%s %d", r.Proto, r.Port)
+		if forwarded[name] && len(fwd.LAN) > 0 && r.To == fwd.LAN[0] {
+			done = append(done, name)
+			continue
+		}
+		v.ManualForward = append(v.ManualForward, r)
+	}
 	switch {
 	case !c.PortMapping.Enabled:
 		v.Router = "Port mapping is off (Setup, step 2): the router forwards only what you set up on it by hand."
 	case ps == nil:
 		v.Router = "The port-mapping status is not available."
-	case mapped:
+	case ps.AllMapped():
 		var via []string
 		for _, m := range ps.Mappings {
-			if !m.IPv6 && m.Via != "" && !strings.Contains(strings.Join(via, ","), m.Via) {
+			if !m.IPv6 && m.Via != "" && !slices.Contains(via, m.Via) {
 				via = append(via, m.Via)
 			}
 		}
-		v.Router = fmt.Sprintf("The router forwards %s to this box (asked over %s); the box renews the forward before its lease ends.", ports, strings.Join(via, ", "))
+		v.Router = fmt.Sprintf("The router forwards %s to this box (asked over %s); the box renews the forward before its lease ends.", joinAnd(done), strings.Join(via, ", "))
 	case ps.LastRound.IsZero() && ps.Problem == "":
 		v.Router = "The box has not asked the router yet."
 	default:
 		v.Router = ps.Problem
-	}
-	if !mapped {
-		v.ManualForward = fwd.Rules
 	}
 	if ps != nil && ps.Hairpin != nil {
 		v.HairpinOK = ps.Hairpin.OK
@@ -78,12 +92,8 @@ func (s *Server) reach(c config.Config, rs *relay.Status, ps *portmap.Status, ds
 	if rs != nil && rs.Reach.LANConnections > 0 {
 		v.Evidence += fmt.Sprintf(" (%d %s from the LAN do not count.)", rs.Reach.LANConnections, plural(int(rs.Reach.LANConnections), "connection", "connections"))
 	}
-	to := "this box"
-	if len(fwd.LAN) > 0 {
-		to = fwd.LAN[0]
-	}
-	if !mapped {
-		v.Checks = append(v.Checks, fmt.Sprintf("The router forwards %s to %s (the table below), or allows UPnP so the box can ask.", ports, to))
+	if len(v.ManualForward) > 0 {
+		v.Checks = append(v.Checks, fmt.Sprintf("The router forwards %s (the table below), or allows UPnP so the box can ask.", forwardText(v.ManualForward)))
 	}
 	if ps != nil && ps.ExternalProblem != "" {
 		v.Checks = append(v.Checks, ps.ExternalProblem)
@@ -101,6 +111,21 @@ func (s *Server) reach(c config.Config, rs *relay.Status, ps *portmap.Status, ds
 			"tailscale netcheck tests only STUN, so it does not prove that the DERP port is open.",
 		"Some carriers block inbound connections to home lines on some ports; try another DERP port (Setup, step 2).")
 	return v
+}
+
+// forwardText says where rules go, for people: "TCP 12345 and UDP 3478
+// to 192.168.1.23", or with a reverse proxy "TCP 443 to your reverse
+// proxy and UDP 3478 to 192.168.1.23".
+func forwardText(rules []forwardRule) string {
+	var parts, ports []string
+	for i, r := range rules {
+		ports = append(ports, fmt.Sprintf("%s %d", r.Proto, r.Port))
+		if i == len(rules)-1 || rules[i+1].To != r.To {
+			parts = append(parts, joinAnd(ports)+" to "+r.To)
+			ports = nil
+		}
+	}
+	return joinAnd(parts)
 }
 
 // joinAnd lists words for people: "a", "a and b", "a, b and c".

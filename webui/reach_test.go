@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/portmap"
 	"github.com/homederp/homederp/relay"
 )
@@ -107,6 +108,7 @@ func TestReachView(t *testing.T) {
 		name      string
 		mapping   bool
 		peerRelay bool
+		proxy     bool // nginx on the home line, port 443
 		ps        portmap.Status
 		reach     relay.Reach
 		proven    bool
@@ -123,6 +125,13 @@ func TestReachView(t *testing.T) {
 		{name: "router refuses", mapping: true, ps: refusedStatus(now), router: "The router does not forward tcp 12345, udp 3478",
 			manual: true, checks: []string{"The router forwards TCP 12345 and UDP 3478 to 192.168.1.23"},
 			warnings: []string{"forward TCP 12345 and UDP 3478 to 192.168.1.23 on the router by hand"}},
+		{name: "reverse proxy on the line: the box maps STUN, the user forwards 443 to the proxy", mapping: true, proxy: true,
+			ps: func() portmap.Status {
+				s := mappedStatus(now)
+				s.Mappings = s.Mappings[1:2] // udp 3478 only
+				return s
+			}(), router: "The router forwards UDP 3478 to this box", manual: true,
+			checks: []string{"The router forwards TCP 443 to your reverse proxy (the table below)"}, noWarning: true},
 		{name: "router refuses but clients get in (a manual forward)", mapping: true, ps: refusedStatus(now),
 			reach: relay.Reach{Clients: 2, Last: now, LastFrom: "203.0.113.0/24"}, proven: true, router: "The router does not forward", manual: true, noWarning: true},
 		{name: "router refuses, peer relay on", mapping: true, peerRelay: true, ps: refusedStatus(now), router: "The router does not forward", manual: true,
@@ -142,6 +151,9 @@ func TestReachView(t *testing.T) {
 			c := b.store.Config()
 			c.PortMapping.Enabled = tt.mapping
 			c.PeerRelay.Enabled = tt.peerRelay
+			if tt.proxy {
+				c.ReverseProxy = config.ReverseProxy{Enabled: true, PublicPort: 443, Trusted: []string{"192.168.1.2"}}
+			}
 			rs := relay.Status{Reach: tt.reach}
 			v := b.s.reach(c, &rs, &tt.ps, nil, dnsView{Match: "yes"})
 			if v.Proven != tt.proven || !strings.HasPrefix(v.Router, tt.router) || (len(v.ManualForward) > 0) != tt.manual {

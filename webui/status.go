@@ -234,15 +234,7 @@ func reachWarnings(c config.Config, r reachView) []string {
 		ws = append(ws, ps.ExternalProblem)
 	}
 	if ps := r.Mapping; !r.Proven && c.PortMapping.Enabled && ps != nil && !ps.LastRound.IsZero() && !ps.AllMapped() {
-		var rules []string
-		for _, f := range r.ManualForward {
-			rules = append(rules, fmt.Sprintf("%s %d", f.Proto, f.Port))
-		}
-		to := "the box"
-		if len(r.ManualForward) > 0 {
-			to = r.ManualForward[0].To
-		}
-		ws = append(ws, fmt.Sprintf("The router did not forward the relay's ports when the box asked (see Reachable from outside for what it answered): forward %s to %s on the router by hand, or switch on its UPnP.", joinAnd(rules), to))
+		ws = append(ws, fmt.Sprintf("The router did not forward the relay's ports when the box asked (see Reachable from outside for what it answered): forward %s on the router by hand, or switch on its UPnP.", forwardText(r.ManualForward)))
 	}
 	return ws
 }
