@@ -11,14 +11,16 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // Mapper holds the router's port mappings for the box. Run it in a
 // goroutine; Set says what it should hold; Status says what it has.
 type Mapper struct {
-	o  Options
-	hc *http.Client // UPnP's SOAP and description requests
+	o         Options
+	hc        *http.Client // UPnP's SOAP and description requests
+	httpFails atomic.Int64 // hc's requests that got no HTTP answer
 
 	wake chan struct{}
 
@@ -30,6 +32,7 @@ type Mapper struct {
 	st       state
 	epochs   map[string]epochNote
 	failures int
+	igdCache [2]igdCached // IPv4, IPv6
 }
 
 // epochNote is the last epoch a PCP/NAT-PMP server reported, and when.
@@ -49,14 +52,29 @@ func New(o Options) (*Mapper, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := &http.Transport{DialContext: o.Net.DialContext, DisableKeepAlives: true, ResponseHeaderTimeout: 5 * time.Second}
-	return &Mapper{
+	m := &Mapper{
 		o:      o,
-		hc:     &http.Client{Transport: tr, Timeout: 5 * time.Second},
 		wake:   make(chan struct{}, 1),
 		st:     st,
 		epochs: map[string]epochNote{},
-	}, nil
+	}
+	tr := &http.Transport{DialContext: o.Net.DialContext, DisableKeepAlives: true, ResponseHeaderTimeout: 5 * time.Second}
+	m.hc = &http.Client{Transport: failCounter{tr, &m.httpFails}, Timeout: 5 * time.Second}
+	return m, nil
+}
+
+// failCounter counts the requests that got no HTTP answer.
+type failCounter struct {
+	http.RoundTripper
+	fails *atomic.Int64
+}
+
+func (f failCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := f.RoundTripper.RoundTrip(req)
+	if err != nil {
+		f.fails.Add(1)
+	}
+	return resp, err
 }
 
 // Set changes what the mapper holds. Run applies it at once: new ports
@@ -315,14 +333,12 @@ func (r *round) release(h held) error {
 		}
 		return err
 	case UPnP:
-		d, err := r.findIGD(h.IPv6)
-		if err != nil {
-			return err
-		}
-		if h.IPv6 {
-			return d.upnpClosePinhole(r.ctx, h.PinholeID)
-		}
-		return d.upnpUnmap(r.ctx, h.Port.Proto, h.Port.Port, h.Internal.Addr(), h.Description)
+		return r.withIGD(h.IPv6, func(d *igd) error {
+			if h.IPv6 {
+				return d.upnpClosePinhole(r.ctx, h.PinholeID)
+			}
+			return d.upnpUnmap(r.ctx, h.Port.Proto, h.Port.Port, h.Internal.Addr(), h.Description)
+		})
 	}
 	return fmt.Errorf("unknown protocol %q", h.Via)
 }
@@ -518,11 +534,17 @@ func (r *round) try(proto string, w want, prev held, renew bool) (held, error) {
 		}
 		if !w.ipv6 && !renew {
 			// Before a new mapping: is the port forwarded by
-			// someone else, as far as UPnP tells?
-			if d, err := r.findIGD(false); err == nil && len(d.wan) > 0 {
-				if err := d.checkFree(r.ctx, w.Proto, w.Port.Port, r.lan, r.oursFor(w.Port)); err != nil {
-					return held{}, err
+			// someone else, as far as UPnP tells? (Without UPnP, or
+			// with a UPnP that fails, there is nothing to go by.)
+			err := r.withIGD(false, func(d *igd) error {
+				if len(d.wan) == 0 {
+					return nil
 				}
+				return d.checkFree(r.ctx, w.Proto, w.Port.Port, r.lan, r.oursFor(w.Port))
+			})
+			var foreign errForeign
+			if errors.As(err, &foreign) {
+				return held{}, err
 			}
 		}
 		var g pxpGrant
@@ -563,36 +585,39 @@ func (r *round) try(proto string, w want, prev held, renew bool) (held, error) {
 		}
 		return h, nil
 	case UPnP:
-		d, err := r.findIGD(w.ipv6)
-		if err != nil {
-			return held{}, err
-		}
-		desc := upnpDescription(w.Port)
-		h := held{Port: w.Port, IPv6: w.ipv6, Via: UPnP, Server: d.location, Granted: r.now, Description: desc}
-		if w.ipv6 {
-			id := uint16(0)
-			if renew {
-				id = prev.PinholeID
+		var h held
+		err := r.withIGD(w.ipv6, func(d *igd) error {
+			desc := upnpDescription(w.Port)
+			h = held{Port: w.Port, IPv6: w.ipv6, Via: UPnP, Server: d.location, Granted: r.now, Description: desc}
+			if w.ipv6 {
+				id := uint16(0)
+				if renew {
+					id = prev.PinholeID
+				}
+				id, err := d.upnpPinhole(r.ctx, w.Proto, w.Port.Port, r.addr6, id, lease)
+				if err != nil {
+					return err
+				}
+				h.PinholeID, h.Lifetime = id, lease
+				h.Internal = netip.AddrPortFrom(r.addr6, w.Port.Port)
+				h.External = h.Internal
+				return nil
 			}
-			id, err := d.upnpPinhole(r.ctx, w.Proto, w.Port.Port, r.addr6, id, lease)
+			if !r.lan.IsValid() {
+				return errors.New("could not tell the box's LAN address")
+			}
+			granted, err := d.upnpMap(r.ctx, w.Proto, w.Port.Port, r.lan, desc, lease, r.oursFor(w.Port))
 			if err != nil {
-				return held{}, err
+				return err
 			}
-			h.PinholeID, h.Lifetime = id, lease
-			h.Internal = netip.AddrPortFrom(r.addr6, w.Port.Port)
-			h.External = h.Internal
-			return h, nil
-		}
-		if !r.lan.IsValid() {
-			return held{}, errors.New("could not tell the box's LAN address")
-		}
-		granted, err := d.upnpMap(r.ctx, w.Proto, w.Port.Port, r.lan, desc, lease, r.oursFor(w.Port))
+			h.Lifetime = granted
+			h.Internal = netip.AddrPortFrom(r.lan, w.Port.Port)
+			h.External = netip.AddrPortFrom(d.external, w.Port.Port)
+			return nil
+		})
 		if err != nil {
 			return held{}, err
 		}
-		h.Lifetime = granted
-		h.Internal = netip.AddrPortFrom(r.lan, w.Port.Port)
-		h.External = netip.AddrPortFrom(d.external, w.Port.Port)
 		return h, nil
 	}
 	return held{}, fmt.Errorf("unknown protocol %q", proto)
@@ -600,9 +625,17 @@ func (r *round) try(proto string, w want, prev held, renew bool) (held, error) {
 
 // igdFind is one round's search for the IGD in one family.
 type igdFind struct {
-	d     *igd
-	err   error
-	tried bool
+	d      *igd
+	err    error
+	tried  bool
+	cached bool // d is from an earlier round
+}
+
+// igdCached is the IGD an earlier round found, on gateway gw at at.
+type igdCached struct {
+	d  *igd
+	gw netip.Addr
+	at time.Time
 }
 
 // upnpDescription names the box's UPnP mapping of p on the router.
@@ -619,12 +652,15 @@ func (r *round) oursFor(p Port) func(string) bool {
 	}
 }
 
-// findIGD discovers the router's IGD once per round and family. For
-// pinholes it is searched over IPv6 (miniupnpd, in secure mode, opens a
-// pinhole only for the address the request comes from); a router that
-// does not answer SSDP over IPv6 is asked over IPv4.
+// findIGD finds the router's IGD, once per round and family. The one an
+// earlier round found is reused for RetryMax (routers keep their
+// description where it is; tailscale's portmapper trusts it for 10
+// minutes). For pinholes it is searched over IPv6 (miniupnpd, in secure
+// mode, opens a pinhole only for the address the request comes from); a
+// router that does not answer SSDP over IPv6 is asked over IPv4.
 func (r *round) findIGD(ipv6 bool) (*igd, error) {
-	f := &r.igds[b2i(ipv6)]
+	i := b2i(ipv6)
+	f := &r.igds[i]
 	if f.tried {
 		return f.d, f.err
 	}
@@ -637,6 +673,10 @@ func (r *round) findIGD(ipv6 bool) (*igd, error) {
 		f.err = fmt.Errorf("%w: the box has no default gateway to search for one", errNoIGD)
 		return nil, f.err
 	}
+	if c := r.m.igdCache[i]; c.d != nil && c.gw == gw && r.now.Sub(c.at) < r.m.o.RetryMax {
+		f.d, f.cached = c.d, true
+		return f.d, nil
+	}
 	ctx, cancel := context.WithTimeout(r.ctx, 3*r.m.o.Timeout+10*time.Second)
 	defer cancel()
 	f.d, f.err = discoverIGD(ctx, r.m.o.Net, r.m.hc, gw, r.m.o.Timeout)
@@ -647,8 +687,32 @@ func (r *round) findIGD(ipv6 bool) (*igd, error) {
 	}
 	if f.err != nil {
 		f.err = fmt.Errorf("%w: %v", errNoIGD, f.err)
+		return nil, f.err
 	}
-	return f.d, f.err
+	r.m.igdCache[i] = igdCached{f.d, gw, r.now}
+	return f.d, nil
+}
+
+// withIGD runs op on the router's IGD. If op fails without an answer
+// from a reused IGD (the router restarted and serves on a new port), the
+// IGD is searched for again and op tried once more.
+func (r *round) withIGD(ipv6 bool, op func(*igd) error) error {
+	d, err := r.findIGD(ipv6)
+	if err != nil {
+		return err
+	}
+	// goupnp flattens HTTP errors into text, so the HTTP client counts
+	// its failures instead.
+	before := r.m.httpFails.Load()
+	err = op(d)
+	if i := b2i(ipv6); err != nil && r.igds[i].cached && r.m.httpFails.Load() > before {
+		r.m.igdCache[i], r.igds[i] = igdCached{}, igdFind{}
+		if d, err = r.findIGD(ipv6); err != nil {
+			return err
+		}
+		err = op(d)
+	}
+	return err
 }
 
 // noteEpoch checks a PCP/NAT-PMP server's epoch (its seconds since it
