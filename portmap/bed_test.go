@@ -45,7 +45,7 @@ func newBedMapper(t *testing.T, b *routerbed.Bed, stateDir string, protocols []s
 		Lease:     bedLease,
 		RetryMin:  300 * time.Millisecond,
 		RetryMax:  2 * time.Second,
-		Timeout:   time.Second,
+		Timeout:   2 * time.Second, // the default: a loaded CI machine is slow to answer
 		Protocols: protocols,
 		Logf:      t.Logf,
 	})

@@ -61,11 +61,13 @@ func TestRefused(t *testing.T) {
 		t.Run(tc.proto, func(t *testing.T) {
 			m := newBedMapper(t, b, t.TempDir(), []string{tc.proto})
 			m.setPorts(Port{"tcp", 443, "DERP"})
-			waitFor(t, 15*time.Second, "an answer", func() bool { return len(m.Status().Answers) > 0 })
-			st := m.Status()
-			if a := st.Answers[0]; a.OK || !strings.Contains(a.Result, tc.want) {
-				t.Errorf("answer: got %+v, want %q", a, tc.want)
-			}
+			// The answer wanted, not any: on a loaded machine a round
+			// may miss the router and the retry ask again.
+			var st Status
+			waitFor(t, 20*time.Second, "the refusal", func() bool {
+				st = m.Status()
+				return len(st.Answers) > 0 && !st.Answers[0].OK && strings.Contains(st.Answers[0].Result, tc.want)
+			})
 			if !strings.Contains(st.Problem, "does not forward tcp 443") {
 				t.Errorf("problem: got %q", st.Problem)
 			}
@@ -86,13 +88,17 @@ func TestCGNATRouter(t *testing.T) {
 	b.Start()
 	m := newBedMapper(t, b, t.TempDir(), nil)
 	m.setPorts(bedPorts...)
-	waitFor(t, 15*time.Second, "every protocol tried", func() bool { return len(m.Status().Answers) >= 3 })
-	st := m.Status()
-	for _, a := range st.Answers[:3] {
-		if a.OK || !strings.Contains(a.Result, "refused") {
-			t.Errorf("answer: got %+v, want a refusal", a)
+	var st Status
+	waitFor(t, 30*time.Second, "every protocol refusing", func() bool {
+		st = m.Status()
+		n := 0
+		for _, a := range st.Answers {
+			if !a.OK && strings.Contains(a.Result, "refused") {
+				n++
+			}
 		}
-	}
+		return n >= 3
+	})
 	if st.AllMapped() || len(b.Redirects()) != 0 {
 		t.Errorf("mapped behind CGNAT: %+v, %v", st.Mappings, b.Redirects())
 	}
