@@ -6,7 +6,7 @@ import (
 
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/ddns/detect"
-	"github.com/homederp/homederp/portmap"
+	"github.com/homederp/homederp/relay/portmap"
 )
 
 // portmapService asks the home router to forward the relay's ports and

@@ -24,8 +24,8 @@ import (
 	"github.com/homederp/homederp/internal/netnstest"
 	"github.com/homederp/homederp/internal/routerbed"
 	"github.com/homederp/homederp/internal/testenv"
-	"github.com/homederp/homederp/portmap"
 	"github.com/homederp/homederp/relay"
+	"github.com/homederp/homederp/relay/portmap"
 	"github.com/homederp/homederp/relay/relaytest"
 )
 

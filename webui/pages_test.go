@@ -19,8 +19,8 @@ import (
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/appliance/derpmap"
 	"github.com/homederp/homederp/ddns"
-	"github.com/homederp/homederp/portmap"
 	"github.com/homederp/homederp/relay"
+	"github.com/homederp/homederp/relay/portmap"
 	"tailscale.com/client/local"
 	"tailscale.com/tailcfg"
 )

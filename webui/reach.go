@@ -8,8 +8,8 @@ import (
 
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/ddns"
-	"github.com/homederp/homederp/portmap"
 	"github.com/homederp/homederp/relay"
+	"github.com/homederp/homederp/relay/portmap"
 )
 
 // reachView is the status page's "Reachable from outside": what the

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/homederp/homederp/appliance/config"
-	"github.com/homederp/homederp/portmap"
 	"github.com/homederp/homederp/relay"
+	"github.com/homederp/homederp/relay/portmap"
 )
 
 // mappedStatus is a router that granted both ports over PCP and opened

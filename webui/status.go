@@ -10,8 +10,8 @@ import (
 
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/ddns"
-	"github.com/homederp/homederp/portmap"
 	"github.com/homederp/homederp/relay"
+	"github.com/homederp/homederp/relay/portmap"
 )
 
 // statusView is the status page: everything at a glance, worst first.
