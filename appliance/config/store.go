@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -110,8 +111,57 @@ func (s *Store) LoadError() error {
 
 // Save validates c, writes it atomically with mode 0600 and then notifies
 // the subscribers. An invalid c is refused with an Errors value and
-// nothing on disk changes.
+// nothing on disk changes. Save replaces the whole document; a change of
+// some fields (a web form) goes through Update, so that it cannot undo
+// what another change saved meanwhile.
 func (s *Store) Save(c Config) error {
+	return s.Update(func(cur *Config) error {
+		*cur = c
+		return nil
+	})
+}
+
+// Update changes the configuration atomically: fn gets a copy of the
+// current configuration to change, and the result is validated and saved
+// (as Save does) before any other Save or Update can read or write it.
+// An error from fn, or a result that does not validate, changes nothing.
+//
+// fn runs with the store locked: it must only set fields. Anything slow,
+// such as checking a DNS token with the provider, belongs before the
+// Update, with fn then setting just the fields that were checked.
+func (s *Store) Update(fn func(*Config) error) error {
+	s.mu.Lock()
+	c, err := s.cur.clone() // fn must not write into s.cur's slices and maps
+	if err == nil {
+		err = fn(&c)
+	}
+	if err == nil {
+		err = s.commitLocked(c)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.notify()
+	return nil
+}
+
+// clone returns a deep copy of c through its JSON form, which holds every
+// field (the document is the schema), so a copy shares no slice or map.
+func (c Config) clone() (Config, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return Config{}, fmt.Errorf("copying config: %w", err)
+	}
+	var out Config
+	if err := json.Unmarshal(b, &out); err != nil {
+		return Config{}, fmt.Errorf("copying config: %w", err)
+	}
+	return out, nil
+}
+
+// commitLocked validates c and makes it the stored configuration.
+func (s *Store) commitLocked(c Config) error {
 	c.Version = SchemaVersion
 	if err := c.Validate(); err != nil {
 		return err
@@ -120,25 +170,20 @@ func (s *Store) Save(c Config) error {
 	if err != nil {
 		return fmt.Errorf("encoding config: %w", err)
 	}
-	s.mu.Lock()
 	path := filepath.Join(s.dir, FileName)
 	if s.loadErr != nil {
 		// Keep the unreadable file for the user (or a bug report)
 		// instead of overwriting it.
 		aside := fmt.Sprintf("%s.broken-%s", path, s.now().UTC().Format("20060102T150405Z"))
 		if err := os.Rename(path, aside); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.mu.Unlock()
 			return fmt.Errorf("moving the broken config aside: %w", err)
 		}
 	}
 	if err := statefile.Write(path, b, 0600); err != nil {
-		s.mu.Unlock()
 		return fmt.Errorf("saving config: %w", err)
 	}
 	s.cur = c
 	s.loadErr = nil
-	s.mu.Unlock()
-	s.notify()
 	return nil
 }
 

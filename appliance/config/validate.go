@@ -114,6 +114,20 @@ func (t Tailnet) validate(errs *Errors) {
 	}
 }
 
+// NormalizeHostname returns h the way the relay stores and serves it:
+// trimmed, lowercase and without a trailing dot, or an IP literal in its
+// canonical form. DNS names are case-insensitive, but certificate file
+// names, the map and clients' TLS server names compare them as text, so
+// "Derp.Example.com." and "derp.example.com" must be one name. Anything
+// else about h is left for Validate to explain.
+func NormalizeHostname(h string) string {
+	h = strings.TrimSpace(h)
+	if a, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
+		return a.String()
+	}
+	return strings.ToLower(strings.TrimSuffix(h, "."))
+}
+
 func isIP(s string) bool {
 	_, err := netip.ParseAddr(s)
 	return err == nil
