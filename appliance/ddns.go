@@ -195,16 +195,20 @@ func (s *ddnsService) dnsSetup(d config.DDNS, secret string) dnsSetup {
 // checkCredential checks a DNS credential before it is saved, with calls
 // that change nothing: a Cloudflare token with /user/tokens/verify and its
 // zone access, a DNSPod or AliDNS key by reading the zone and the name's
-// records, a TSIG key with a signed query to the server.
+// records, a TSIG key with a signed query to the server. A failure is a
+// *ddns.CheckError, which says whether the provider was unreachable, does
+// not accept the credential, or refuses what it is needed for.
 func (s *ddnsService) checkCredential(ctx context.Context, c config.Config, secret string) error {
 	if c.DDNS.Provider == config.ProviderNone {
 		return nil
 	}
-	p, err := newDNSProvider(s.dnsSetup(c.DDNS, secret))
+	setup := s.dnsSetup(c.DDNS, secret)
+	setup.retries = 1 // a person waits for the answer
+	p, err := newDNSProvider(setup)
 	if err != nil {
 		return err
 	}
-	return checkDNSProvider(ctx, p, c.Hostname)
+	return ddns.ClassifyCheck(checkDNSProvider(ctx, p, c.Hostname))
 }
 
 // mapOptions are the DERP map options from every service: the relay's

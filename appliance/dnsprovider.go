@@ -32,11 +32,14 @@ type dnsSetup struct {
 	http   *http.Client // for API providers; nil = apiclient's default
 	logf   func(string, ...any)
 	zones  ddns.Verifier // for RFC 2136: finds the zone when none is configured
+	// retries of a throttled or failing API call; 0 = apiclient's
+	// patient default, fit for the updater.
+	retries int
 }
 
 // newDNSProvider makes the provider d names, with its credential.
 func newDNSProvider(s dnsSetup) (dnsProvider, error) {
-	o := apiclient.Options{HTTP: s.http, Logf: s.logf}
+	o := apiclient.Options{HTTP: s.http, Logf: s.logf, MaxRetries: s.retries}
 	switch s.d.Provider {
 	case config.ProviderCloudflare:
 		return cloudflare.New(s.secret, o), nil

@@ -17,6 +17,10 @@ type APIError struct {
 
 func (e *APIError) throttled() bool { return strings.HasPrefix(e.Code, "Throttling") }
 
+// Temporary reports whether asking again later may succeed: the API
+// was throttling or having trouble, and the request itself was not judged.
+func (e *APIError) Temporary() bool { return e.throttled() || e.temporary() }
+
 // temporary reports a failure that retrying may cure.
 func (e *APIError) temporary() bool {
 	switch e.Code {

@@ -89,6 +89,12 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("%s (%s)", msg, e.Raw())
 }
 
+// TokenError says Cloudflare knows a token but it cannot be used: it is
+// disabled, expired or not valid yet. Its text is a sentence for the user.
+type TokenError struct{ Msg string }
+
+func (e *TokenError) Error() string { return e.Msg }
+
 // envelope is Cloudflare's response wrapper.
 type envelope struct {
 	Success    bool            `json:"success"`

@@ -38,10 +38,19 @@ func New(token string, o apiclient.Options) *Provider {
 		client: c,
 	}
 	p.zones = records.ZoneFinder{Vendor: vendor.Name, Lookup: p.lookupZone, NoZone: func(host string) error {
-		return fmt.Errorf("no zone for %s in this Cloudflare account: add the domain to Cloudflare, or give the token Zone → Zone → Read for it", host)
+		return &noZoneError{records.NoZoneError{Vendor: vendor.Name, Host: host}}
 	}}
 	return p
 }
+
+// noZoneError is records.NoZoneError in Cloudflare's words.
+type noZoneError struct{ records.NoZoneError }
+
+func (e *noZoneError) Error() string {
+	return fmt.Sprintf("no zone for %s in this Cloudflare account: add the domain to Cloudflare, or give the token Zone → Zone → Read for it", e.Host)
+}
+
+func (e *noZoneError) Unwrap() error { return &e.NoZoneError }
 
 // Client returns the provider's API client, e.g. to read its request
 // count.

@@ -34,14 +34,14 @@ func (p *Provider) Check(ctx context.Context, hostname string) error {
 	switch res.Status {
 	case "active":
 	case "disabled":
-		return errors.New("this Cloudflare API token is disabled; enable it under My Profile → API Tokens, or create a new one")
+		return &TokenError{"this Cloudflare API token is disabled; enable it under My Profile → API Tokens, or create a new one"}
 	case "expired":
-		return errors.New("this Cloudflare API token has expired; create a new one with the \"Edit zone DNS\" template")
+		return &TokenError{"this Cloudflare API token has expired; create a new one with the \"Edit zone DNS\" template"}
 	default:
-		return fmt.Errorf("Cloudflare says this token's status is %q, not active", res.Status)
+		return &TokenError{fmt.Sprintf("Cloudflare says this token's status is %q, not active", res.Status)}
 	}
 	if !res.NotBefore.IsZero() && time.Now().Before(res.NotBefore) {
-		return fmt.Errorf("this Cloudflare API token only becomes valid at %s", res.NotBefore.Format(time.RFC1123))
+		return &TokenError{fmt.Sprintf("this Cloudflare API token only becomes valid at %s", res.NotBefore.Format(time.RFC1123))}
 	}
 	if hostname == "" {
 		return nil

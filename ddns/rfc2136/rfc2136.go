@@ -287,16 +287,26 @@ func (p *Provider) send(ctx context.Context, m *dns.Msg) error {
 	case dns.RcodeSuccess:
 		return nil
 	case dns.RcodeNotAuth:
-		return fmt.Errorf("%s does not accept the TSIG key %s: the key name, algorithm or secret is wrong, or this box's clock is off (DNS answer NOTAUTH)", p.Server, keyName)
+		return &RcodeError{r.Rcode, fmt.Sprintf("%s does not accept the TSIG key %s: the key name, algorithm or secret is wrong, or this box's clock is off (DNS answer NOTAUTH)", p.Server, keyName)}
 	case dns.RcodeRefused:
-		return fmt.Errorf("%s refused the update: allow the key %s to update the zone %s (BIND: update-policy or allow-update) (DNS answer REFUSED)", p.Server, keyName, m.Question[0].Name)
+		return &RcodeError{r.Rcode, fmt.Sprintf("%s refused the update: allow the key %s to update the zone %s (BIND: update-policy or allow-update) (DNS answer REFUSED)", p.Server, keyName, m.Question[0].Name)}
 	case dns.RcodeNotZone:
-		return fmt.Errorf("%s says the record is outside the zone %s (DNS answer NOTZONE)", p.Server, m.Question[0].Name)
+		return &RcodeError{r.Rcode, fmt.Sprintf("%s says the record is outside the zone %s (DNS answer NOTZONE)", p.Server, m.Question[0].Name)}
 	case dns.RcodeNXRrset, dns.RcodeYXRrset:
-		return fmt.Errorf("the records at %s changed while homederp was updating them, so the update was not applied (DNS answer %s); the next check looks again", p.Server, dns.RcodeToString[r.Rcode])
+		return &RcodeError{r.Rcode, fmt.Sprintf("the records at %s changed while homederp was updating them, so the update was not applied (DNS answer %s); the next check looks again", p.Server, dns.RcodeToString[r.Rcode])}
 	}
-	return fmt.Errorf("%s rejected the update: DNS answer %s", p.Server, dns.RcodeToString[r.Rcode])
+	return &RcodeError{r.Rcode, fmt.Sprintf("%s rejected the update: DNS answer %s", p.Server, dns.RcodeToString[r.Rcode])}
 }
+
+// RcodeError is an answer of the DNS server that refuses the request, e.g.
+// NOTAUTH for a key it does not accept. Its text is a sentence for the
+// user.
+type RcodeError struct {
+	Rcode int // e.g. dns.RcodeRefused
+	Msg   string
+}
+
+func (e *RcodeError) Error() string { return e.Msg }
 
 // exchange signs m, sends it over TCP and returns the answer, whose TSIG
 // signature miekg/dns verifies.

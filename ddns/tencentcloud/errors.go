@@ -18,6 +18,10 @@ type APIError struct {
 // DNSPod's own).
 func (e *APIError) throttled() bool { return strings.HasPrefix(e.Code, "RequestLimitExceeded") }
 
+// Temporary reports whether asking again later may succeed: the API
+// was throttling or having trouble, and the request itself was not judged.
+func (e *APIError) Temporary() bool { return e.throttled() || e.temporary() }
+
 // temporary reports a failure that retrying may cure.
 func (e *APIError) temporary() bool {
 	switch e.Code {
