@@ -31,6 +31,10 @@ const SelfSignedLifetime = 20 * 365 * 24 * time.Hour
 // one on first use. A stored certificate that does not cover hostname or
 // has expired is replaced. now is the clock (gokrazy boards without an RTC
 // start in 1970, so the caller waits for a synchronized clock first).
+//
+// The pairs of other hostnames in dir are removed: a box serves one name,
+// and every name a user tried during setup would otherwise leave a key
+// behind in /perm.
 func LoadOrCreateSelfSigned(dir, hostname string, now time.Time) (*tls.Certificate, error) {
 	name := "self-signed-" + safeHostname(hostname)
 	crtPath := filepath.Join(dir, name+".crt")
@@ -39,6 +43,7 @@ func LoadOrCreateSelfSigned(dir, hostname string, now time.Time) (*tls.Certifica
 	if err == nil {
 		leaf := cert.Leaf
 		if leaf.VerifyHostname(hostname) == nil && now.Before(leaf.NotAfter) && !now.Before(leaf.NotBefore) {
+			removeOtherSelfSigned(dir, name)
 			return &cert, nil
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -65,7 +70,25 @@ func LoadOrCreateSelfSigned(dir, hostname string, now time.Time) (*tls.Certifica
 	if err != nil {
 		return nil, err
 	}
+	removeOtherSelfSigned(dir, name)
 	return &c, nil
+}
+
+// removeOtherSelfSigned deletes the self-signed pairs in dir other than
+// keep (e.g. "self-signed-derp.example.com"). Only files named like
+// LoadOrCreateSelfSigned names them are touched: manual certificates
+// (<hostname>.crt) share the directory. It is best effort: a pair that
+// cannot be removed costs a few hundred bytes and must never stop the
+// relay from serving, and the next start tries again.
+func removeOtherSelfSigned(dir, keep string) {
+	for _, ext := range []string{".crt", ".key"} {
+		paths, _ := filepath.Glob(filepath.Join(dir, "self-signed-*"+ext))
+		for _, p := range paths {
+			if filepath.Base(p) != keep+ext {
+				os.Remove(p)
+			}
+		}
+	}
 }
 
 func newSelfSigned(hostname string, now time.Time) (crtPEM, keyPEM []byte, err error) {
