@@ -270,6 +270,9 @@ func lintKeys(n *yaml.Node, t reflect.Type, jsonRules bool, r *Report) {
 				lintKeys(n.Content[i+1], ft, jsonRules, r)
 			case !jsonRules && known[norm] != nil:
 				r.add(SevError, "Line %d: headscale ignores the key %q, because it only reads lowercase keys: write %q.", k.Line, k.Value, norm)
+				// Look inside too, so that every key to fix is
+				// reported at once, not one level per round.
+				lintKeys(n.Content[i+1], known[norm], jsonRules, r)
 			default:
 				r.add(SevWarning, "Line %d: %q is not a field of a DERP %s, so it is ignored.", k.Line, k.Value, typeWord(t))
 			}

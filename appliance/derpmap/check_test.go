@@ -98,6 +98,24 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestCheckReportsEveryKeyAtOnce: a YAML file written with JSON's
+// capitalised keys gets one finding per key, at every level, so the user
+// fixes them in one round rather than one level per check.
+func TestCheckReportsEveryKeyAtOnce(t *testing.T) {
+	in := "Regions:\n  900:\n    RegionID: 900\n    regioncode: home\n    Nodes:\n      - Name: 900a\n        HostName: derp.example.com\n"
+	rep := Check([]byte(in), checkHome())
+	for _, want := range []string{`Line 1: headscale ignores the key "Regions"`, `Line 3: headscale ignores the key "RegionID"`,
+		`Line 5: headscale ignores the key "Nodes"`, `Line 6: headscale ignores the key "Name"`, `Line 7: headscale ignores the key "HostName"`} {
+		found := false
+		for _, f := range rep.Findings {
+			found = found || f.Severity == SevError && strings.Contains(f.Msg, want)
+		}
+		if !found {
+			t.Errorf("Check: lacks an error containing %q; got\n%s", want, dump(rep.Findings))
+		}
+	}
+}
+
 func TestCheckOrdersErrorsFirst(t *testing.T) {
 	rep := Check([]byte(`{"Regions":{"999":{"RegionID":999,"Nodes":[{"Name":"n","HostName":"a.example"}]}}}`), checkHome())
 	if rep.OK() {
