@@ -51,6 +51,9 @@ func (a *app) startWebUI() error {
 	if pw == "" {
 		a.logf("webui: no gokrazy password found (/perm/gokr-pw.txt, /etc/gokr-pw.txt): nobody can log in to the web UI")
 	}
+	// On gokrazy the hostname is the instance's (e.g. "homederp"), the
+	// name the LAN's DHCP server and mDNS know the box by.
+	boxName, _ := os.Hostname()
 	srv, err := webui.New(webui.Options{
 		Store:              a.store,
 		Password:           pw,
@@ -69,6 +72,8 @@ func (a *app) startWebUI() error {
 		InstallManualCert: func(c config.Config, crtPEM, keyPEM []byte) (*x509.Certificate, error) {
 			return relay.InstallManualPair(a.relay.certDir(), hostname(c), crtPEM, keyPEM, time.Now())
 		},
+		StateDir: a.opts.stateDir,
+		BoxName:  boxName,
 	})
 	if err != nil {
 		return err

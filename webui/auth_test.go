@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +83,7 @@ func TestRefusesNonPrivateSources(t *testing.T) {
 	} {
 		req := httptest.NewRequest("GET", "/login", nil)
 		req.RemoteAddr = tt.remote
+		req.Host = "homederp"
 		w := httptest.NewRecorder()
 		b.s.ServeHTTP(w, req)
 		if got := w.Code != http.StatusForbidden; got != tt.want {
@@ -156,18 +158,43 @@ func TestLoginStory(t *testing.T) {
 	}
 }
 
+// TestOpenRedirectRefused: only a local path of this UI survives as the
+// target after login; browsers read the others as another host.
 func TestOpenRedirectRefused(t *testing.T) {
 	for in, want := range map[string]string{
-		"/derpmap":             "/derpmap",
-		"//evil.example/":      "/",
-		"https://evil.example": "/",
-		"/\\evil.example":      "/",
-		"":                     "/",
-		"/login":               "/",
+		"/derpmap":              "/derpmap",
+		"/setup?x=1#ports":      "/setup?x=1#ports",
+		"//evil.example/":       "/",
+		"https://evil.example":  "/",
+		"/\\evil.example":       "/",
+		"/\t/evil.example":      "/",
+		"/\n/evil.example":      "/",
+		"/\r//evil.example":     "/",
+		"/\x7f/evil.example":    "/",
+		"/%09/evil.example":     "/%09/evil.example", // stays a path: the browser does not decode it
+		"/setup\\..\\evil":      "/",
+		"javascript:alert(1)":   "/",
+		"mailto:x@evil.example": "/",
+		"":                      "/",
+		"setup":                 "/",
+		"/login":                "/",
+		"/login?next=//evil":    "/",
 	} {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q): got %q, want %q", in, got, want)
 		}
+	}
+	// And through the login form, as the issue found it.
+	b := newBox(t, nil).configured()
+	resp, body := b.get("/login")
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no login token:\n%s", body)
+	}
+	resp, body = b.post("/login", url.Values{"csrf": {m[1]}, "password": {testPassword}, "next": {"/\t/evil.example"}})
+	mustStatus(t, "login", resp, body, http.StatusSeeOther)
+	if got := resp.Header.Get("Location"); got != "/" {
+		t.Errorf("Location after a login with next=/<TAB>/evil.example: got %q, want /", got)
 	}
 }
 
@@ -232,6 +259,7 @@ func TestLoginRateLimit(t *testing.T) {
 	// Another LAN host is not affected.
 	req = httptest.NewRequest("GET", "/", nil)
 	req.RemoteAddr = "192.168.1.77:4000"
+	req.Host = "homederp"
 	req.SetBasicAuth("gokrazy", testPassword)
 	req.Header.Set("Accept", "application/json")
 	w := httptest.NewRecorder()
@@ -325,4 +353,93 @@ func TestMalformedForms(t *testing.T) {
 	resp, body := b.postRaw("/setup/ports", "application/x-www-form-urlencoded", "csrf="+url.QueryEscape(tok)+"&relay.derp_port=twelve&relay.stun_port=3478")
 	mustStatus(t, "not a number", resp, body, http.StatusBadRequest)
 	contains(t, "form shown again", body, `value="twelve"`, `&#34;twelve&#34; is not a whole number`)
+}
+
+// serveFrom sends req to the server as if it came from remote (e.g.
+// "[fd00::1]:4000") and returns the answer.
+func (b *testBox) serveFrom(remote string, req *http.Request) *httptest.ResponseRecorder {
+	req.RemoteAddr = remote
+	req.Host = "homederp"
+	w := httptest.NewRecorder()
+	b.s.ServeHTTP(w, req)
+	return w
+}
+
+// loginFrom goes through the login form from remote, with the given
+// cookies, and returns the answer to the POST.
+func (b *testBox) loginFrom(remote, pw string, cookies ...*http.Cookie) *httptest.ResponseRecorder {
+	b.t.Helper()
+	get := httptest.NewRequest("GET", "/login", nil)
+	for _, c := range cookies {
+		get.AddCookie(c)
+	}
+	w := b.serveFrom(remote, get)
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(w.Body.String())
+	if m == nil {
+		b.t.Fatalf("GET /login from %s: %d, no token", remote, w.Code)
+	}
+	post := httptest.NewRequest("POST", "/login", strings.NewReader(url.Values{"csrf": {m[1]}, "password": {pw}}.Encode()))
+	post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range append(w.Result().Cookies(), cookies...) {
+		if c.MaxAge >= 0 {
+			post.AddCookie(c)
+		}
+	}
+	return b.serveFrom(remote, post)
+}
+
+// TestLoginLimitIsPerAddress: a device that guesses wrong locks out only
+// itself, not its IPv6 neighbours in the same /64, and a browser that
+// carries a valid session is never held up, not even from that address.
+func TestLoginLimitIsPerAddress(t *testing.T) {
+	b := newBox(t, nil).configured()
+	const guesser, neighbour = "[fd12:3456:789a:1::10]:4000", "[fd12:3456:789a:1::11]:4000"
+	w := b.loginFrom(guesser, testPassword)
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("first login from %s: %d", guesser, w.Code)
+	}
+	var sess *http.Cookie
+	for _, c := range w.Result().Cookies() {
+		if c.Name == sessionCookie {
+			sess = c
+		}
+	}
+	for i := range loginBurst {
+		if w := b.loginFrom(guesser, fmt.Sprintf("guess %d", i)); w.Code != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, w.Code)
+		}
+	}
+	if w := b.loginFrom(guesser, testPassword); w.Code != http.StatusTooManyRequests {
+		t.Errorf("the guesser with the right password: got %d, want 429", w.Code)
+	}
+	if w := b.loginFrom(neighbour, testPassword); w.Code != http.StatusSeeOther {
+		t.Errorf("a neighbour in the same /64 with the right password: got %d, want 303", w.Code)
+	}
+	get := httptest.NewRequest("GET", "/", nil)
+	get.AddCookie(sess)
+	if w := b.serveFrom(guesser, get); w.Code != http.StatusOK {
+		t.Errorf("GET / with a valid session from the locked-out address: got %d, want 200", w.Code)
+	}
+	if w := b.loginFrom(guesser, testPassword, sess); w.Code != http.StatusSeeOther {
+		t.Errorf("logging in again with a valid session from the locked-out address: got %d, want 303", w.Code)
+	}
+}
+
+// TestLoginLimitFollowsTheBrowser: a browser that keeps its login cookie
+// while its IPv6 privacy address changes is still slowed down.
+func TestLoginLimitFollowsTheBrowser(t *testing.T) {
+	b := newBox(t, nil).configured()
+	w := b.serveFrom("[fd12::1]:4000", httptest.NewRequest("GET", "/login", nil))
+	var cookie *http.Cookie
+	for _, c := range w.Result().Cookies() {
+		if c.Name == loginCookie {
+			cookie = c
+		}
+	}
+	for i := range loginBurst {
+		b.loginFrom(fmt.Sprintf("[fd12::%x]:4000", 100+i), "wrong", cookie)
+	}
+	if w := b.loginFrom("[fd12::200]:4000", testPassword, cookie); w.Code != http.StatusTooManyRequests {
+		t.Errorf("the same browser from a new address: got %d, want 429", w.Code)
+	}
 }

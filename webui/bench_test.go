@@ -34,11 +34,12 @@ func BenchmarkPages(b *testing.B) {
 		RelayStatus: func() relay.Status { return syntheticRelay(time.Now()) },
 		DDNSStatus:  func() ddns.Status { return syntheticDDNS(time.Now()) },
 		MapOptions:  func() derpmap.Options { return derpmap.Options{PinnedCert: []byte("cert")} },
+		BoxName:     "homederp",
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	sess := s.sessions.create()
+	_, cookie := s.sessions.create()
 	for _, tt := range []struct{ name, path string }{
 		{"status", "/"}, {"setup", "/setup"}, {"derpmap", "/derpmap"}, {"yaml-download", "/derpmap/derpmap.yaml"},
 	} {
@@ -48,7 +49,8 @@ func BenchmarkPages(b *testing.B) {
 			for b.Loop() {
 				req := httptest.NewRequest("GET", p, nil)
 				req.RemoteAddr = "192.168.1.50:40000"
-				req.AddCookie(&http.Cookie{Name: sessionCookie, Value: sess.id})
+				req.Host = "homederp"
+				req.AddCookie(&http.Cookie{Name: sessionCookie, Value: cookie})
 				w := httptest.NewRecorder()
 				s.ServeHTTP(w, req)
 				if w.Code != http.StatusOK {

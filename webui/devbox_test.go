@@ -121,21 +121,53 @@ func waitJS(js, what string) chromedp.Action {
 	})
 }
 
-// noSideways fails if the page is wider than a phone's screen.
-func noSideways() chromedp.Action {
+// screenshot saves the page as dir/name.png.
+func screenshot(dir, name string) chromedp.Action {
 	return chromedp.ActionFunc(func(ctx context.Context) error {
-		var scroll, client int
-		if err := chromedp.Evaluate(`document.documentElement.scrollWidth`, &scroll).Do(ctx); err != nil {
-			return err
+		// A form submit may still be swapping the document when the
+		// awaited text shows up; a screenshot then sees a page of width
+		// 0. Wait for a laid-out, loaded page and retry a few times.
+		ready := waitJS(`document.readyState === "complete" && document.documentElement.clientWidth > 0`, "a loaded page to screenshot")
+		var png []byte
+		var err error
+		for try := 0; try < 5; try++ {
+			if err = ready.Do(ctx); err != nil {
+				return err
+			}
+			if err = chromedp.FullScreenshot(&png, 100).Do(ctx); err == nil {
+				return os.WriteFile(filepath.Join(dir, name+".png"), png, 0644)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		if err := chromedp.Evaluate(`document.documentElement.clientWidth`, &client).Do(ctx); err != nil {
-			return err
-		}
-		if scroll > client {
-			return fmt.Errorf("the page is %d px wide on a %d px phone screen", scroll, client)
-		}
-		return nil
+		return fmt.Errorf("screenshot %s: %w", name, err)
 	})
+}
+
+// newDocument runs action (a form submit, a navigation) and waits until
+// the browser shows the document it leads to, not the one before, whose
+// elements may look the same: acting on those fails with "Could not find
+// node with given id" once the new document replaces them.
+func newDocument(action chromedp.Action) chromedp.Action {
+	return chromedp.Tasks{
+		chromedp.Evaluate(`window.previousPage = true`, nil),
+		action,
+		waitJS(`window.previousPage !== true && document.readyState === "complete"`, "the next page"),
+	}
+}
+
+// runner returns a function that runs browser actions as one step of a
+// story, failing the test with where the browser is and what it shows.
+func runner(t *testing.T, ctx context.Context) func(what string, actions ...chromedp.Action) {
+	return func(what string, actions ...chromedp.Action) {
+		t.Helper()
+		start := time.Now()
+		defer func() { t.Logf("%s: %v", what, time.Since(start).Round(10*time.Millisecond)) }()
+		if err := chromedp.Run(ctx, actions...); err != nil {
+			var loc, body string
+			chromedp.Run(ctx, chromedp.Location(&loc), chromedp.Evaluate(`document.body ? document.body.innerText : ""`, &body))
+			t.Fatalf("%s: %v\nat %s:\n%.3000s", what, err, loc, body)
+		}
+	}
 }
 
 func screenshotDir(t *testing.T) string {
@@ -208,4 +240,87 @@ func mustLoad(t *testing.T, dir string) config.Config {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// layoutProblemsJS lists, for the page as laid out now, every element
+// that sticks out of its container, cuts its own content off (only code
+// in <pre> may scroll sideways), shows a value or placeholder wider than
+// its field, or covers text (a copy button over its code).
+const layoutProblemsJS = `(() => {
+  const out = [];
+  const name = e => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") +
+    (typeof e.className === "string" && e.className.trim() ? "." + e.className.trim().split(/\s+/).join(".") : "");
+  const path = e => { const p = []; for (; e && e !== document.body && p.length < 4; e = e.parentElement) p.unshift(name(e)); return p.join(" > "); };
+  const px = v => parseFloat(v) || 0;
+  const doc = document.documentElement;
+  if (doc.scrollWidth > doc.clientWidth) out.push("the page is " + doc.scrollWidth + " px wide on a " + doc.clientWidth + " px screen");
+  const canvas = document.createElement("canvas").getContext("2d");
+  for (const el of document.body.querySelectorAll("*")) {
+    const cs = getComputedStyle(el);
+    const r = el.getBoundingClientRect();
+    if (cs.display === "none" || cs.visibility === "hidden" || r.width === 0 && r.height === 0) continue;
+    const p = el.parentElement;
+    if (p && p !== document.body && getComputedStyle(p).overflowX === "visible") {
+      const pr = p.getBoundingClientRect(), pcs = getComputedStyle(p);
+      const left = pr.left + px(pcs.borderLeftWidth), right = pr.right - px(pcs.borderRightWidth);
+      if (r.right > right + 0.5 || r.left < left - 0.5) {
+        out.push(path(el) + " sticks out of its container by " + Math.round(Math.max(r.right - right, left - r.left)) + " px");
+      }
+    }
+    if (el.tagName !== "PRE" && el.tagName !== "INPUT" && el.tagName !== "TEXTAREA" && cs.overflowX !== "visible" && el.scrollWidth > el.clientWidth + 1) {
+      out.push(path(el) + " cuts off its content (" + el.scrollWidth + " px in " + el.clientWidth + ")");
+    }
+    if (el.tagName === "INPUT" && !["radio", "checkbox", "hidden", "file"].includes(el.type)) {
+      const text = el.value ? (el.type === "password" ? "" : el.value) : el.placeholder;
+      canvas.font = cs.font;
+      const need = canvas.measureText(text).width, room = el.clientWidth - px(cs.paddingLeft) - px(cs.paddingRight);
+      if (need > room + 1) out.push(path(el) + " shows " + JSON.stringify(text) + " cut off (" + Math.round(need) + " px in " + Math.round(room) + ")");
+    }
+  }
+  // Text that runs out of its element (a long word that does not wrap).
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!n.textContent.trim() || el.closest("pre, textarea, select, option")) continue;
+    let box = el;
+    while (box !== document.body && getComputedStyle(box).display.startsWith("inline")) box = box.parentElement;
+    const br = box.getBoundingClientRect(), bcs = getComputedStyle(box);
+    const right = br.right - px(bcs.borderRightWidth) - px(bcs.paddingRight) + 1;
+    const range = document.createRange();
+    range.selectNodeContents(n);
+    for (const tr of range.getClientRects()) {
+      if (tr.width > 0 && tr.right > right) {
+        out.push(path(box) + ": the text " + JSON.stringify(n.textContent.trim().slice(0, 40)) + " runs " + Math.round(tr.right - right) + " px out of it");
+        break;
+      }
+    }
+  }
+  for (const b of document.querySelectorAll("button[data-copy]")) {
+    const target = document.getElementById(b.dataset.copy);
+    const br = b.getBoundingClientRect();
+    if (!target || br.width === 0) continue;
+    const range = document.createRange();
+    range.selectNodeContents(target);
+    for (const tr of range.getClientRects()) {
+      if (tr.left < br.right && tr.right > br.left && tr.top < br.bottom && tr.bottom > br.top) {
+        out.push(path(b) + " covers the text of #" + target.id);
+        break;
+      }
+    }
+  }
+  return out;
+})()`
+
+// layoutOK fails with every layout problem of the page (layoutProblemsJS).
+func layoutOK(page string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var problems []string
+		if err := chromedp.Evaluate(layoutProblemsJS, &problems).Do(ctx); err != nil {
+			return err
+		}
+		if len(problems) > 0 {
+			return fmt.Errorf("%s at phone width:\n  %s", page, strings.Join(problems, "\n  "))
+		}
+		return nil
+	})
 }

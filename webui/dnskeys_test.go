@@ -46,7 +46,7 @@ func TestSetupKeyPairs(t *testing.T) {
 
 			resp, body = b.submit("/setup", "/setup/name", form("KEY-ID-1", "GOOD-but-wrong"))
 			mustStatus(t, "wrong key", resp, body, http.StatusBadRequest)
-			contains(t, "wrong key", body, "did not accept this", "does not belong to this SecretId KEY-ID-1", "[the secret]")
+			contains(t, "wrong key", body, "The credential check failed", "does not belong to this SecretId KEY-ID-1", "[the secret]")
 			if strings.Contains(body, "GOOD-but-wrong") || b.store.HasSecret(tt.secret) {
 				t.Error("a refused key was shown back or saved")
 			}

@@ -65,6 +65,7 @@ func newBox(t *testing.T, modify func(*Options)) *testBox {
 		},
 		MapOptions: func() derpmap.Options { return derpmap.Options{PinnedCert: []byte("test certificate")} },
 		CertDir:    "/perm/homederp/certs",
+		BoxName:    "homederp",
 	}
 	if modify != nil {
 		modify(&o)

@@ -1,10 +1,14 @@
 package webui
 
 import (
+	"fmt"
+	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"path"
 	"strconv"
+	"strings"
 
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/appliance/derpmap"
@@ -16,7 +20,14 @@ import (
 // people paste: a Tailscale policy file's "derpMap" block, headscale's
 // derp.urls (the relay's public /derpmap.json) and headscale's derp.paths
 // (lowercase YAML). Each has a copy button and a download link. Below,
-// a checker reads a map the user pastes and says what is wrong with it.
+// a checker reads a map the user pastes (or uploads as a file) and says
+// everything that is wrong with it at once.
+
+// maxMap is the largest map the checker reads, pasted or uploaded. The
+// form is sent as multipart, so this counts the map itself, not its
+// URL encoding; a pretty-printed map of many regions is a few hundred KiB
+// at most.
+const maxMap = 512 << 10
 
 // mapView is the DERP map page.
 type mapView struct {
@@ -39,6 +50,10 @@ type mapView struct {
 
 	Check      *derpmap.Report `json:"check,omitempty"`
 	CheckInput string          `json:"-"`
+	CheckError string          `json:"check_error,omitempty"` // why the map was not checked
+	MaxMap     int             `json:"-"`                     // bytes the checker reads
+	MaxMapText string          `json:"-"`                     // e.g. "512 KiB"
+	Resumed    bool            `json:"-"`                     // CheckInput is a draft from before a login
 }
 
 // headscalePath is where the derp.paths snippet says to put the file.
@@ -57,7 +72,7 @@ func (s *Server) homeMap(c config.Config, omit bool) *tailcfg.DERPMap {
 func (s *Server) mapView(r *http.Request) (mapView, error) {
 	c := s.o.Store.Config()
 	omit := r.FormValue("omit") == "1"
-	v := mapView{Configured: c.Hostname != "", Hostname: c.Hostname, Omit: omit}
+	v := mapView{Configured: c.Hostname != "", Hostname: c.Hostname, Omit: omit, MaxMap: maxMap, MaxMapText: fmt.Sprintf("%d KiB", maxMap>>10)}
 	if omit {
 		v.OmitQuery = "?omit=1"
 	}
@@ -98,6 +113,9 @@ func (s *Server) mapPage(w http.ResponseWriter, r *http.Request, u *user) {
 		http.Error(w, "500 internal error: the DERP map could not be rendered; the log has details", http.StatusInternalServerError)
 		return
 	}
+	if d := s.sessions.takeDraft(u.session, "/derpmap"); d != nil {
+		v.CheckInput, v.Resumed = d.Values.Get("map"), true
+	}
 	s.render(w, r, http.StatusOK, "derpmap", s.newPage(u, "DERP map", "derpmap", v))
 }
 
@@ -136,24 +154,64 @@ func (s *Server) mapDownload(w http.ResponseWriter, r *http.Request, u *user) {
 	w.Write(b)
 }
 
-// mapCheck checks a pasted map. It changes nothing, so it answers the
-// POST with the result directly instead of redirecting.
+// mapCheck checks a pasted or uploaded map. It changes nothing, so it
+// answers the POST with the result directly instead of redirecting; the
+// map stays in the text box either way.
 func (s *Server) mapCheck(w http.ResponseWriter, r *http.Request, u *user) {
 	v, err := s.mapView(r)
 	if err != nil {
 		s.o.Logf("webui: rendering the DERP map: %v", err)
 	}
-	in := r.PostForm.Get("map")
+	in, problem := pastedMap(r)
+	v.CheckInput = in
+	if problem != "" {
+		v.CheckError = problem
+		if wantsJSON(r) {
+			writeJSON(w, http.StatusBadRequest, messageView{v.CheckError})
+			return
+		}
+		s.render(w, r, http.StatusBadRequest, "derpmap", s.newPage(u, "DERP map", "derpmap", v))
+		return
+	}
 	c := s.o.Store.Config()
 	var home *tailcfg.DERPRegion
 	if c.Hostname != "" {
 		home = s.homeMap(c, false).Regions[c.Region.ID]
 	}
 	rep := derpmap.Check([]byte(in), home)
-	v.Check, v.CheckInput = &rep, in
+	v.Check = &rep
 	if wantsJSON(r) {
 		writeJSON(w, http.StatusOK, rep)
 		return
 	}
 	s.render(w, r, http.StatusOK, "derpmap", s.newPage(u, "DERP map", "derpmap", v))
+}
+
+// pastedMap returns the map of the check form: the uploaded file if there
+// is one, else the text box. A map over maxMap comes with a problem for
+// the user, and as much of it as the text box keeps.
+func pastedMap(r *http.Request) (in, problem string) {
+	in = r.PostForm.Get("map")
+	if r.MultipartForm != nil {
+		if fhs := r.MultipartForm.File["mapfile"]; len(fhs) > 0 && fhs[0].Size > 0 {
+			b, err := readUpload(fhs[0])
+			if err != nil {
+				return in, "The uploaded file could not be read: " + err.Error()
+			}
+			in = string(b)
+		}
+	}
+	if len(in) > maxMap {
+		return strings.ToValidUTF8(in[:maxMap], ""), fmt.Sprintf("This map is larger than %d KiB, the most the checker reads; only its beginning is kept above.", maxMap>>10)
+	}
+	return in, ""
+}
+
+func readUpload(fh *multipart.FileHeader) ([]byte, error) {
+	f, err := fh.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxMap+1))
 }

@@ -104,6 +104,7 @@ func TestStatusWarnings(t *testing.T) {
 	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	cfg := config.Default()
 	cfg.Hostname = "derp.example.com"
+	cfg.Relay.VerifyClients = true
 	running := tailnetView{Reachable: true, State: "Running", Peers: 3}
 	for _, tt := range []struct {
 		name   string
@@ -142,7 +143,19 @@ func TestStatusWarnings(t *testing.T) {
 			c.Relay.VerifyClients = true
 			tn.Peers = 0
 		}, "ACLs must let it see every client"},
-		{"logged out without verify", func(_ *config.Config, _ *relay.Status, _ *ddns.Status, tn *tailnetView) { tn.State = "NeedsLogin" }, "tailscaled is logged out, so verify-clients cannot be on"},
+		{"logged out without verify", func(c *config.Config, _ *relay.Status, _ *ddns.Status, tn *tailnetView) {
+			c.Relay.VerifyClients = false
+			tn.State = "NeedsLogin"
+		}, "tailscaled is logged out, so verify-clients cannot be on"},
+		{"open to anyone", func(c *config.Config, _ *relay.Status, _ *ddns.Status, _ *tailnetView) { c.Relay.VerifyClients = false }, "client verification is off"},
+		{"public address unknown", func(_ *config.Config, _ *relay.Status, d *ddns.Status, _ *tailnetView) {
+			d.PublicIPv4, d.LastCheck = netip.Addr{}, now.Add(-time.Minute)
+		}, "found no public address"},
+		{"public address not looked up yet", func(_ *config.Config, _ *relay.Status, d *ddns.Status, _ *tailnetView) { d.PublicIPv4 = netip.Addr{} }, "has not found the line's public address yet"},
+		{"no DNS provider", func(_ *config.Config, _ *relay.Status, d *ddns.Status, _ *tailnetView) { d.Enabled = false }, "does not look up the line's public address"},
+		{"mesh peer down", func(_ *config.Config, r *relay.Status, _ *ddns.Status, _ *tailnetView) {
+			r.Mesh = []relay.MeshStatus{{Peer: "derp2.example.com:12345", Connected: true}, {Peer: "derp3.example.com:12345", Error: "connection refused"}}
+		}, "Mesh peer derp3.example.com:12345 is not connected (connection refused)"},
 		{"trusted certificate pending", func(c *config.Config, r *relay.Status, _ *ddns.Status, _ *tailnetView) {
 			c.Cert.Mode = config.CertACMEDNS
 			r.CertPinned = true
@@ -337,7 +350,7 @@ func TestTemplateErrorIsClean500(t *testing.T) {
 
 func TestStatic(t *testing.T) {
 	b := newBox(t, nil)
-	for p, ctype := range map[string]string{"/static/style.css": "text/css", "/static/copy.js": "text/javascript", "/static/favicon.svg": "image/svg+xml"} {
+	for p, ctype := range map[string]string{"/static/style.css": "text/css", "/static/ui.js": "text/javascript", "/static/favicon.svg": "image/svg+xml"} {
 		resp, body := b.get(p)
 		mustStatus(t, p, resp, body, http.StatusOK)
 		if got := resp.Header.Get("Content-Type"); !strings.HasPrefix(got, ctype) {
@@ -360,7 +373,7 @@ func TestPageWeight(t *testing.T) {
 		}
 	}).configured().login()
 	_, css := b.get("/static/style.css")
-	_, js := b.get("/static/copy.js")
+	_, js := b.get("/static/ui.js")
 	const budget = 48 << 10
 	var report []string
 	for _, p := range []string{"/", "/setup", "/derpmap"} {

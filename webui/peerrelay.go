@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/homederp/homederp/appliance/config"
@@ -121,14 +122,23 @@ func peerRelayWarnings(v peerRelayView) []string {
 	return ws
 }
 
+func readPeerRelay(f url.Values, errs fieldErrs) change {
+	enabled := checked(f, "peer_relay.enabled")
+	port, portOK := atoi(errs, f, "peer_relay.port")
+	return func(c *config.Config) {
+		c.PeerRelay.Enabled = enabled
+		if portOK {
+			c.PeerRelay.Port = port
+		}
+	}
+}
+
 // savePeerRelay is the setup page's peer relay switch: save the
 // configuration, then tell the box's tailscaled.
 func (s *Server) savePeerRelay(w http.ResponseWriter, r *http.Request, u *user) {
-	c := s.o.Store.Config()
 	errs := fieldErrs{}
-	c.PeerRelay.Enabled = checked(r.PostForm, "peer_relay.enabled")
-	atoi(errs, r.PostForm, "peer_relay.port", &c.PeerRelay.Port)
-	if !s.save(w, r, u, "peerrelay", c, errs) {
+	c, ok := s.apply(w, r, u, "peerrelay", readPeerRelay(r.PostForm, errs), errs)
+	if !ok {
 		return
 	}
 	state := "off"

@@ -110,7 +110,7 @@ func TestPeerRelaySwitch(t *testing.T) {
 			t.Errorf("tailscaled's relay port: got %d, want %d", got, port)
 		}
 		_, body = b.get("/setup")
-		contains(t, "setup page", body, "now relays on UDP "+strconv.Itoa(port), "<td>Tailscale peer relay</td>")
+		contains(t, "setup page", body, "now relays on UDP "+strconv.Itoa(port), `<td data-label="For">Tailscale peer relay</td>`)
 		v := awaitPeerRelay(t, b, "the relay server running", func(v peerRelayView) bool {
 			return v.Tailscaled != nil && v.Tailscaled.Running
 		})

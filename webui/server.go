@@ -5,7 +5,8 @@
 // with "Accept: application/json".
 //
 // It is small on purpose: html/template, embedded assets, one CSS file
-// and a few lines of vanilla JavaScript for copy buttons. The server takes
+// and a little vanilla JavaScript (copy buttons, a busy note while a slow
+// check runs, the status page refreshing itself). The server takes
 // everything it shows through Options (status functions, the config
 // store, the box's tailscaled), so it runs in tests on loopback with
 // synthetic values, and in the appliance with the real services.
@@ -14,17 +15,17 @@ package webui
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/x509"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -94,6 +95,15 @@ type Options struct {
 	// configured hostname, leaving the stored one as it was. nil hides
 	// the form.
 	InstallManualCert func(c config.Config, crtPEM, keyPEM []byte) (*x509.Certificate, error)
+	// StateDir is where the web UI keeps its sessions (SessionsFile,
+	// 0600), e.g. "/perm/homederp". "" keeps them in memory only, so a
+	// restart logs everyone out.
+	StateDir string
+	// BoxName is the box's own hostname, e.g. "homederp". Requests for it
+	// (bare, or under a local suffix such as .lan) are answered, besides
+	// the box's addresses and the relay's configured name; any other Host
+	// is refused (DNS rebinding).
+	BoxName string
 }
 
 // Server is the web UI's http.Handler.
@@ -102,9 +112,11 @@ type Server struct {
 	tmpl     map[string]*template.Template
 	static   http.Handler
 	mux      *http.ServeMux
-	xsrfKey  string
 	sessions sessions
 	limiter  loginLimiter
+	refused  refusals
+	// refresh is how often the status page reloads its figures.
+	refresh time.Duration
 }
 
 // New parses the templates and returns the web UI.
@@ -118,13 +130,18 @@ func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	var key [32]byte
-	rand.Read(key[:])
 	s := &Server{
 		o:        o,
-		xsrfKey:  hex.EncodeToString(key[:]),
-		sessions: sessions{now: o.Now},
+		sessions: sessions{now: o.Now, logf: o.Logf},
 		limiter:  loginLimiter{now: o.Now},
+		refused:  refusals{now: o.Now, logf: o.Logf},
+		refresh:  statusRefresh,
+	}
+	if o.StateDir != "" {
+		s.sessions.path = filepath.Join(o.StateDir, SessionsFile)
+	}
+	if err := s.sessions.open(); err != nil {
+		return nil, err
 	}
 	if err := s.parseTemplates(); err != nil {
 		return nil, err
@@ -181,7 +198,7 @@ func (s *Server) routes() {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	// No inline script or style anywhere, so the policy can be strict.
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "+
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; "+
 		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -191,9 +208,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasPrefix(r.URL.Path, "/static/") {
 		h.Set("Cache-Control", "no-store")
 	}
-	if src := remoteAddr(r); !isPrivateSource(src) {
-		s.o.Logf("webui: refused a request from non-private address %v", src)
-		http.Error(w, "403 Forbidden: the web UI answers only on the local network", http.StatusForbidden)
+	if s.guard(w, r) {
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -210,25 +225,51 @@ func (s *Server) get(h userHandler) http.Handler {
 	})
 }
 
-// maxForm bounds a POST body; the biggest form is a pasted DERP map.
-const maxForm = 256 << 10
+// maxForm bounds a POST body; the DERP map checker takes more (maxMap).
+const maxForm = 64 << 10
 
-// post wraps a form handler: a logged-in user, a same-origin request, a
+// bodyLimit is the most a POST to path may carry. The map checker's form
+// may carry a full text box and a full file, so that a map over maxMap
+// still arrives and gets its own message (and stays in the text box).
+func bodyLimit(path string) int64 {
+	if path == "/derpmap/check" {
+		return 2*maxMap + maxForm
+	}
+	return maxForm
+}
+
+// parseBody reads a form, URL-encoded or multipart, within bodyLimit.
+func (s *Server) parseBody(w http.ResponseWriter, r *http.Request) error {
+	if r.PostForm != nil {
+		return nil // read already
+	}
+	limit := bodyLimit(r.URL.Path)
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+		return r.ParseMultipartForm(limit) // all in memory: the limit is small
+	}
+	return r.ParseForm()
+}
+
+// post wraps a form handler: a same-origin request, a logged-in user, a
 // bounded and parseable body, and a valid CSRF token for this action.
 func (s *Server) post(h userHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u := s.authenticate(w, r)
-		if u == nil {
-			return
-		}
 		if o := r.Header.Get("Origin"); o != "" && o != "null" {
 			if ou, err := url.Parse(o); err != nil || ou.Host != r.Host {
 				s.forbidden(w, r, "This form was sent from another site ("+o+"), so it was refused.")
 				return
 			}
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
-		if err := r.ParseForm(); err != nil {
+		u := s.authenticate(w, r)
+		if u == nil {
+			return
+		}
+		if err := s.parseBody(w, r); err != nil {
+			if mb := new(http.MaxBytesError); errors.As(err, &mb) {
+				s.badRequest(w, r, fmt.Sprintf("The form is larger than this page takes (%d KiB). Nothing was changed.", mb.Limit>>10))
+				return
+			}
 			s.badRequest(w, r, "The form could not be read ("+err.Error()+"). Nothing was changed.")
 			return
 		}
@@ -241,11 +282,11 @@ func (s *Server) post(h userHandler) http.Handler {
 }
 
 func (s *Server) csrfToken(userID, action string) string {
-	return xsrftoken.Generate(s.xsrfKey, userID, action)
+	return xsrftoken.Generate(s.sessions.csrfKey, userID, action)
 }
 
 func (s *Server) csrfValid(tok, userID, action string) bool {
-	return tok != "" && xsrftoken.Valid(tok, s.xsrfKey, userID, action)
+	return tok != "" && xsrftoken.Valid(tok, s.sessions.csrfKey, userID, action)
 }
 
 // page is what the layout template renders. Body is the page's own view;
@@ -286,8 +327,11 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 		return
 	}
 	p.Status = status
-	// Flash messages are for people: a JSON poll must not eat them.
-	p.Flash = append(p.Flash, s.sessions.takeFlash(p.session)...)
+	// Flash messages are for people: the status page refreshing itself
+	// (or a JSON poll, answered above) must not eat them.
+	if r.Header.Get(refreshHeader) == "" {
+		p.Flash = append(p.Flash, s.sessions.takeFlash(p.session)...)
+	}
 	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
 		s.o.Logf("webui: rendering %s: %v", name, err)
 		http.Error(w, "500 internal error while rendering the page; the log has details", http.StatusInternalServerError)
@@ -313,6 +357,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func wantsJSON(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "application/json")
 }
+
+// refreshHeader marks the status page's requests for fresh figures
+// (static/ui.js).
+const refreshHeader = "X-Homederp-Refresh"
 
 // messageView is the body of an error page.
 type messageView struct {

@@ -74,7 +74,7 @@ func TestSetupStory(t *testing.T) {
 			"ddns.interval": {"2m"}, "secret": {"cf-BAD-token-9876"},
 		})
 		mustStatus(t, "save name", resp, body, http.StatusBadRequest)
-		contains(t, "name page", body, "did not accept this: Cloudflare says the token is invalid", "paste it once more", `value="derp.example.com"`)
+		contains(t, "name page", body, "The credential check failed: Cloudflare says the token is invalid", "paste it once more", `value="derp.example.com"`)
 		if strings.Contains(body, "cf-BAD-token-9876") {
 			t.Error("the typed token is sent back")
 		}
@@ -151,7 +151,8 @@ func TestSetupStory(t *testing.T) {
 		mustStatus(t, "save ports", resp, body, http.StatusSeeOther)
 		_, body = b.get("/setup")
 		contains(t, "setup", body, "Saved the ports: TCP 12346 for DERP, UDP 3479 for STUN",
-			"<td><b>TCP</b></td><td>12346</td><td><b>192.168.1.23</b></td>", "<td><b>UDP</b></td><td>3479</td><td><b>192.168.1.23</b></td>")
+			`<td data-label="Protocol"><b>TCP</b></td><td data-label="Outside port">12346</td><td data-label="Forward to"><b>192.168.1.23</b></td>`,
+			`<td data-label="Protocol"><b>UDP</b></td><td data-label="Outside port">3479</td><td data-label="Forward to"><b>192.168.1.23</b></td>`)
 		resp, body = b.submit("/setup", "/setup/ports", url.Values{"relay.derp_port": {"80"}, "relay.stun_port": {"3479"}})
 		mustStatus(t, "DERP on 80", resp, body, http.StatusBadRequest)
 		contains(t, "ports page", body, "port 80 belongs to the box&#39;s web interface")
@@ -300,8 +301,16 @@ func TestSecretsNeverSent(t *testing.T) {
 		resp, body = b.post(f.action, f.form, "Accept", "application/json")
 		keep("POST JSON "+f.action, resp, body)
 	}
+	// A form whose session has ended: the login page carries what was
+	// typed back, but not the secret.
+	loggedOut := *b
+	loggedOut.c = newClient()
+	resp, body := loggedOut.post("/setup/name", url.Values{"hostname": {"derp.example.com"}, "secret": {typed}})
+	keep("POST /setup/name logged out", resp, body)
+	resp, body = loggedOut.post("/setup/tailnet", url.Values{"auth_key": {authKey}})
+	keep("POST /setup/tailnet logged out", resp, body)
 	// And the log the status page shows.
-	_, body := b.get("/")
+	_, body = b.get("/")
 	bodies = append(bodies, "status after the failures\n"+body)
 	for _, body := range bodies {
 		for _, s := range secrets {

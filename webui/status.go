@@ -32,6 +32,7 @@ type statusView struct {
 	Charts     []chartView    `json:"-"`
 	Logs       []LogLine      `json:"logs"`
 	Now        time.Time      `json:"now"`
+	Refresh    int            `json:"-"` // seconds between the page's own reloads of its figures
 }
 
 // dnsView compares the line's public addresses with what DNS serves.
@@ -47,6 +48,10 @@ type dnsView struct {
 // statusLogLines is how much of the log the page shows.
 const statusLogLines = 40
 
+// statusRefresh is how often an open status page reloads its figures
+// (static/ui.js, while the page is visible).
+const statusRefresh = 10 * time.Second
+
 func (s *Server) statusPage(w http.ResponseWriter, r *http.Request, u *user) {
 	c := s.o.Store.Config()
 	v := statusView{
@@ -58,6 +63,7 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request, u *user) {
 		Now:        s.o.Now(),
 		Warnings:   []string{},
 		Logs:       []LogLine{},
+		Refresh:    int(s.refresh / time.Second),
 	}
 	if err := s.o.Store.LoadError(); err != nil {
 		v.Warnings = append(v.Warnings, "The saved configuration could not be used, so the box runs with defaults: "+err.Error())
@@ -87,6 +93,7 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request, u *user) {
 	v.PeerRelay = s.peerRelayState(ctx, c)
 	v.Warnings = append(v.Warnings, peerRelayWarnings(v.PeerRelay)...)
 	v.Warnings = append(v.Warnings, reachWarnings(c, v.Reach)...)
+	v.Warnings = append(v.Warnings, s.refusalWarnings(v.Now)...)
 	v.Traffic = []trafficPoint{}
 	if s.o.Traffic != nil {
 		v.Traffic = bucketTraffic(s.o.Traffic(), v.Now)
@@ -164,6 +171,19 @@ func warnings(c config.Config, rs *relay.Status, ds *ddns.Status, tn tailnetView
 	mentions := func(word string) bool {
 		return slices.ContainsFunc(ws, func(w string) bool { return strings.Contains(strings.ToLower(w), word) })
 	}
+	configured := c.Hostname != ""
+	switch {
+	case !configured:
+	case ds == nil || !ds.Enabled:
+		add("The box does not look up the line's public address (no DNS provider in Setup, step 1), so this page cannot tell whether %s points at it.", c.Hostname)
+	case ds.LastCheck.IsZero() && !ds.PublicIPv4.IsValid() && !ds.PublicIPv6.IsValid():
+		add("The box has not found the line's public address yet; the first check runs shortly after start.")
+	case !ds.PublicIPv4.IsValid() && !ds.PublicIPv6.IsValid():
+		add("The last check found no public address for this line, neither IPv4 nor IPv6: clients on the Internet cannot reach the relay.")
+	}
+	if configured && verifyMode(c) == "off" {
+		add("Anyone who has the map or guesses the address can use this relay: client verification is off. Turn it on in Setup, step 5, to admit only your own nodes.")
+	}
 	if ds != nil {
 		for _, w := range ds.Warnings {
 			add("%s", w)
@@ -197,6 +217,15 @@ func warnings(c config.Config, rs *relay.Status, ds *ddns.Status, tn tailnetView
 		}
 		if rs.MeshError != "" {
 			add("Mesh: %s", rs.MeshError)
+		}
+		for _, m := range rs.Mesh {
+			switch {
+			case m.Self || m.Connected:
+			case m.Error != "":
+				add("Mesh peer %s is not connected (%s): clients of the two servers cannot reach each other through the mesh.", m.Peer, m.Error)
+			default:
+				add("Mesh peer %s is not connected yet.", m.Peer)
+			}
 		}
 		if !rs.CertNotAfter.IsZero() {
 			switch left := rs.CertNotAfter.Sub(now); {
@@ -254,4 +283,19 @@ func nonEmpty(ss ...string) []string {
 		}
 	}
 	return out
+}
+
+// refusalWarnings tell of requests the web UI refused in the last day:
+// from outside the local network (a port-forward to the web UI?) and for
+// names the box does not answer to (DNS rebinding, or a name of the
+// user's own).
+func (s *Server) refusalWarnings(now time.Time) []string {
+	var ws []string
+	if k := s.refused.stats(refusedSource); k.Total > 0 && now.Sub(k.Last) < 24*time.Hour {
+		ws = append(ws, fmt.Sprintf("The web UI refused %d requests from outside the local network (the latest %s, %s). Check that the router forwards no port to this box's web UI.", k.Total, k.LastFrom, ago(k.Last, now)))
+	}
+	if k := s.refused.stats(refusedHost); k.Total > 0 && now.Sub(k.Last) < 24*time.Hour {
+		ws = append(ws, fmt.Sprintf("The web UI refused %d requests for names it does not answer to (the latest %s, %s). A web page may be trying to reach the box through a browser (DNS rebinding); if it is a name of your own for the box, open the box by its address instead.", k.Total, k.LastFrom, ago(k.Last, now)))
+	}
+	return ws
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -257,103 +256,5 @@ func scrub(msg, secret string) string {
 	if secret == "" {
 		return msg
 	}
-	return strings.ReplaceAll(msg, secret, "[the auth key]")
-}
-
-// saveVerify turns client verification on or off. The box's tailscaled
-// must be running before verify-clients goes on, or the relay would
-// refuse every client.
-func (s *Server) saveVerify(w http.ResponseWriter, r *http.Request, u *user) {
-	c := s.o.Store.Config()
-	f := r.PostForm
-	errs := fieldErrs{}
-	c.Relay.VerifyClients, c.Relay.VerifyClientURL, c.Relay.VerifyClientURLFailOpen = false, "", false
-	switch f.Get("relay.verify") {
-	case "off":
-	case "tailscaled":
-		c.Relay.VerifyClients = true
-		ctx, cancel := reqCtx(r, 4*time.Second)
-		tv := s.tailnetState(ctx, c)
-		cancel()
-		if !tv.Running() {
-			state := tv.State
-			if state == "" {
-				state = tv.Error
-			}
-			errs.add("relay.verify_clients", "The box's tailscaled is not running ("+state+"). Log it in to your tailnet first (above); until then the relay would refuse every client.")
-		}
-	case "url":
-		c.Relay.VerifyClientURL = strings.TrimSpace(f.Get("relay.verify_client_url"))
-		c.Relay.VerifyClientURLFailOpen = checked(f, "relay.verify_client_url_fail_open")
-		if c.Relay.VerifyClientURL == "" {
-			errs.add("relay.verify_client_url", "Enter the admission URL, e.g. https://headscale.example.com/verify.")
-		}
-	default:
-		errs.add("relay.verify_clients", fmt.Sprintf("%q is not a choice here", f.Get("relay.verify")))
-	}
-	if !s.save(w, r, u, "verify", c, errs) {
-		return
-	}
-	switch {
-	case c.Relay.VerifyClients:
-		s.done(w, r, u, "verify", "verify-clients is on: the relay admits only nodes the box's tailscaled can see.")
-	case c.Relay.VerifyClientURL != "":
-		s.done(w, r, u, "verify", "The relay now asks %s about every client.", c.Relay.VerifyClientURL)
-	default:
-		s.done(w, r, u, "verify", "Client verification is off: anyone who knows the address can use the relay.")
-	}
-}
-
-// tailnetLogin is step 5: save the control URL, then hand the auth key
-// to the box's tailscaled.
-func (s *Server) tailnetLogin(w http.ResponseWriter, r *http.Request, u *user) {
-	f := r.PostForm
-	c := s.o.Store.Config()
-	c.Tailnet.ControlURL = strings.TrimSpace(f.Get("tailnet.control_url"))
-	key := strings.TrimSpace(f.Get("auth_key"))
-	errs := fieldErrs{}
-	if key != "" && strings.ContainsAny(key, " \t\r\n") {
-		errs.add("auth_key", "An auth key has no spaces in it; paste it again.")
-	}
-	if !s.save(w, r, u, "tailnet", c, errs) {
-		return
-	}
-	lc := s.tailscaled(c)
-	if lc == nil {
-		errs.add("auth_key", "This build runs no tailscaled to log in.")
-		s.failSetup(w, r, u, "tailnet", c, errs)
-		return
-	}
-	res, err := loginTailscaled(r.Context(), lc, c.Tailnet.ControlURL, key, s.o.Logf)
-	if err != nil {
-		s.o.Logf("webui: tailnet login failed: %s", scrub(err.Error(), key))
-		errs.add("auth_key", scrub(err.Error(), key)+". The control server URL was saved; the auth key was not kept.")
-		s.failSetup(w, r, u, "tailnet", c, errs)
-		return
-	}
-	s.o.Logf("webui: tailnet login: %s", res.State)
-	s.done(w, r, u, "tailnet", "%s", res.Msg)
-}
-
-func (s *Server) tailnetLogout(w http.ResponseWriter, r *http.Request, u *user) {
-	c := s.o.Store.Config()
-	lc := s.tailscaled(c)
-	errs := fieldErrs{}
-	if lc == nil {
-		errs.add("auth_key", "This build runs no tailscaled.")
-		s.failSetup(w, r, u, "tailnet", c, errs)
-		return
-	}
-	ctx, cancel := reqCtx(r, 15*time.Second)
-	defer cancel()
-	if err := lc.Logout(ctx); err != nil {
-		errs.add("auth_key", "Logging out failed: "+plainLocalAPIError(err))
-		s.failSetup(w, r, u, "tailnet", c, errs)
-		return
-	}
-	msg := "The box's tailscaled logged out."
-	if c.Relay.VerifyClients {
-		msg += " verify-clients is still on, so the relay refuses every client until the box logs in again."
-	}
-	s.done(w, r, u, "tailnet", "%s", msg)
+	return strings.ReplaceAll(msg, secret, "[the secret]")
 }

@@ -1,0 +1,71 @@
+package webui
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/homederp/homederp/appliance/config"
+)
+
+// Step 4: where the relay's certificate comes from, and the form that
+// takes a certificate of the user's own for manual mode.
+
+func readCert(f url.Values, _ fieldErrs) change {
+	mode := config.CertMode(f.Get("cert.mode"))
+	insecure := mode == config.CertSelfSigned && checked(f, "cert.insecure_for_tests")
+	ca := f.Get("cert.acme_ca")
+	if custom := strings.TrimSpace(f.Get("cert.acme_ca_url")); custom != "" {
+		ca = custom
+	}
+	if ca == "production" {
+		ca = ""
+	}
+	email := strings.TrimSpace(f.Get("cert.acme_email"))
+	return func(c *config.Config) {
+		c.Cert.Mode, c.Cert.InsecureForTests, c.Cert.ACMECA, c.Cert.ACMEEmail = mode, insecure, ca, email
+	}
+}
+
+// saveCert is step 4.
+func (s *Server) saveCert(w http.ResponseWriter, r *http.Request, u *user) {
+	errs := fieldErrs{}
+	c, ok := s.apply(w, r, u, "cert", readCert(r.PostForm, errs), errs)
+	if ok {
+		s.done(w, r, u, "cert", "Saved the certificate mode %s.", c.Cert.Mode)
+	}
+}
+
+// installCert stores a certificate and key pasted for manual mode. The
+// key is a secret: it is never shown again, not even after a mistake.
+func (s *Server) installCert(w http.ResponseWriter, r *http.Request, u *user) {
+	c := s.o.Store.Config()
+	errs := fieldErrs{}
+	crtPEM := strings.TrimSpace(r.PostForm.Get("cert.pem"))
+	keyPEM := strings.TrimSpace(r.PostForm.Get("cert.key"))
+	switch {
+	case s.o.InstallManualCert == nil:
+		errs.add("cert.pem", "This box cannot take a certificate here.")
+	case crtPEM == "":
+		errs.add("cert.pem", "Paste the certificate (PEM, with its chain), starting with -----BEGIN CERTIFICATE-----.")
+	case keyPEM == "":
+		errs.add("cert.key", "Paste the private key (PEM), starting with -----BEGIN … PRIVATE KEY-----.")
+	}
+	if len(errs) == 0 {
+		leaf, err := s.o.InstallManualCert(c, []byte(crtPEM+"\n"), []byte(keyPEM+"\n"))
+		if err != nil {
+			errs.add("cert.pem", "Not installed: "+scrub(err.Error(), keyPEM)+". The certificate in use stays.")
+		} else {
+			msg := "Installed the certificate for %s, valid until %s."
+			if c.Cert.Mode != config.CertManual {
+				msg += " Choose Manual above to serve it."
+			} else {
+				msg += " The relay serves it within seconds, without dropping clients."
+			}
+			s.done(w, r, u, "cert", msg, c.Hostname, leaf.NotAfter.UTC().Format(time.DateOnly))
+			return
+		}
+	}
+	s.failSetup(w, r, u, "cert", nil, errs)
+}
