@@ -267,27 +267,32 @@ func TestMountedDisk(t *testing.T) {
 	}
 }
 
-// TestSystemDisk refuses the disk the running system booted from.
+// TestSystemDisk refuses the disk the running system booted from, and
+// (when the root file system is on a partition) that partition too.
 func TestSystemDisk(t *testing.T) {
-	dev := rootDevice(t)
-	testenv.Need(t, dev != "", "a root file system on a block device")
-	d, err := Inspect(dev, Host)
+	disk, part := rootDevice(t)
+	testenv.Need(t, disk != "", "a root file system on a block device")
+	d, err := Inspect(disk, Host)
 	if err != nil {
-		if strings.Contains(err.Error(), "is a partition") {
-			return // refused already
-		}
-		t.Fatal(err)
+		t.Fatalf("Inspect(%s), the whole system disk: %v", disk, err)
 	}
 	if err := d.InUse(Host); err == nil || !strings.Contains(err.Error(), "booted from") {
-		t.Errorf("InUse(%s), the system disk: got %v, want a refusal", dev, err)
+		t.Errorf("InUse(%s), the system disk: got %v, want a refusal", disk, err)
+	}
+	if part != "" {
+		if _, err := Inspect(part, Host); err == nil || !strings.Contains(err.Error(), "is a partition") {
+			t.Errorf("Inspect(%s), the root partition: got %v, want a refusal naming the whole disk", part, err)
+		}
 	}
 }
 
-// rootDevice is the /dev node of the block device mounted on /, or "".
-func rootDevice(t *testing.T) string {
+// rootDevice is the /dev node of the block device mounted on / (the
+// whole disk), and the partition it is mounted from if it is one; "" for
+// either that does not exist.
+func rootDevice(t *testing.T) (disk, part string) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -302,11 +307,14 @@ func rootDevice(t *testing.T) string {
 		}
 		name := filepath.Base(link)
 		if _, err := os.Stat(filepath.Join(link, "partition")); err == nil {
+			if p := "/dev/" + name; fileExists(p) {
+				part = p
+			}
 			name = filepath.Base(filepath.Dir(link)) // the whole disk
 		}
 		if p := "/dev/" + name; fileExists(p) {
-			return p
+			return p, part
 		}
 	}
-	return ""
+	return "", ""
 }

@@ -18,12 +18,18 @@ import (
 	"time"
 )
 
+// event is one line of `go test -json` (cmd/test2json). Since Go 1.24
+// the compiler's output arrives as "build-output" events keyed by
+// ImportPath (e.g. "p [p.test]"), and the package's "fail" event names
+// that build in FailedBuild; before, it was plain text on stderr.
 type event struct {
-	Action  string
-	Package string
-	Test    string
-	Output  string
-	Elapsed float64
+	Action      string
+	Package     string
+	Test        string
+	Output      string
+	Elapsed     float64
+	ImportPath  string // build-output, build-fail
+	FailedBuild string // fail of a package whose build failed
 }
 
 func main() {
@@ -49,7 +55,9 @@ func main() {
 
 func report(r io.Reader, out, logw io.Writer) bool {
 	outputs := map[string]*strings.Builder{} // by package + "\x00" + test
-	var failed, skipped, pkgFailed []string
+	builds := map[string]*strings.Builder{}  // compiler output by ImportPath
+	var failed, skipped, pkgFailed, buildFailed []string
+	reported := map[string]bool{} // failed builds printed with their package
 	start := time.Now()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
@@ -65,20 +73,22 @@ func report(r io.Reader, out, logw io.Writer) bool {
 		switch e.Action {
 		case "output":
 			io.WriteString(logw, e.Output)
-			b := outputs[id]
-			if b == nil {
-				b = &strings.Builder{}
-				outputs[id] = b
-			}
-			if b.Len() < 4<<20 {
-				b.WriteString(e.Output)
-			}
+			appendCapped(outputs, id, e.Output)
+		case "build-output":
+			io.WriteString(logw, e.Output)
+			appendCapped(builds, e.ImportPath, e.Output)
+		case "build-fail":
+			buildFailed = append(buildFailed, e.ImportPath)
 		case "fail":
 			if e.Test != "" {
 				failed = append(failed, id)
 			} else {
 				pkgFailed = append(pkgFailed, e.Package)
 				fmt.Fprintf(out, "FAIL  %s (%.1fs)\n", e.Package, e.Elapsed)
+				if b := builds[e.FailedBuild]; e.FailedBuild != "" && b != nil {
+					appendCapped(outputs, id, b.String())
+					reported[e.FailedBuild] = true
+				}
 			}
 		case "skip":
 			if e.Test != "" {
@@ -107,12 +117,31 @@ func report(r io.Reader, out, logw io.Writer) bool {
 			fmt.Fprintf(out, "\n=== package %s output\n%s", pkg, tail(b.String(), 100))
 		}
 	}
+	// A build that failed outside any package's tests (go test's
+	// own setup) is still a failure worth showing.
+	for _, ip := range buildFailed {
+		if !reported[ip] {
+			fmt.Fprintf(out, "\n=== build of %s failed\n%s", ip, lastLines(builds[ip], 100))
+		}
+	}
 	for _, id := range skipped {
 		pkg, test, _ := strings.Cut(id, "\x00")
 		fmt.Fprintf(out, "SKIPPED (counts as a failure) %s %s: %s", pkg, test, lastLines(outputs[id], 3))
 	}
 	fmt.Fprintf(out, "\n%d failed tests, %d failed packages, %d skipped tests, %v\n", len(failed), len(pkgFailed), len(skipped), time.Since(start).Round(time.Second))
-	return len(failed) == 0 && len(pkgFailed) == 0 && len(skipped) == 0
+	return len(failed) == 0 && len(pkgFailed) == 0 && len(skipped) == 0 && len(buildFailed) == 0
+}
+
+// appendCapped adds s to m[k], keeping at most 4 MiB per key.
+func appendCapped(m map[string]*strings.Builder, k, s string) {
+	b := m[k]
+	if b == nil {
+		b = &strings.Builder{}
+		m[k] = b
+	}
+	if b.Len() < 4<<20 {
+		b.WriteString(s)
+	}
 }
 
 func contains(s []string, v string) bool {
