@@ -1,7 +1,6 @@
 package image
 
 import (
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/homederp/homederp/board/cmdline"
 	"github.com/homederp/homederp/board/disk"
@@ -195,66 +193,6 @@ func addDir(boot *fat16.FS, src, dest string) error {
 		}
 		return boot.AddHostFile(dest+"/"+filepath.ToSlash(rel), p)
 	})
-}
-
-// efiArch maps GOARCH to systemd-boot's and Debian's architecture names.
-func efiArch(goarch string) (efi, deb string) {
-	if goarch == "arm64" {
-		return "aa64", "arm64"
-	}
-	return "x64", "amd64"
-}
-
-// EFIDirs are searched, in order, for systemd-boot<arch>.efi: an explicit
-// directory, the host's systemd-boot-efi package, and the cache that
-// FetchSystemdBoot fills for other architectures.
-func EFIDirs(explicit, goarch string) []string {
-	var dirs []string
-	if explicit != "" {
-		dirs = append(dirs, explicit)
-	}
-	dirs = append(dirs, "/usr/lib/systemd/boot/efi")
-	if c := efiCacheDir(goarch); c != "" {
-		dirs = append(dirs, filepath.Join(c, "usr/lib/systemd/boot/efi"))
-	}
-	return dirs
-}
-
-func efiCacheDir(goarch string) string {
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return ""
-	}
-	_, deb := efiArch(goarch)
-	return filepath.Join(cache, "homederp", "systemd-boot-efi", deb)
-}
-
-// findEFILoader returns systemd-boot for the target architecture, fetching
-// Debian's package for another architecture into the cache if allowed.
-func (b *builder) findEFILoader(ctx context.Context) (string, error) {
-	efi, deb := efiArch(b.cfg.GOARCH())
-	name := "systemd-boot" + efi + ".efi"
-	look := func() string {
-		for _, d := range EFIDirs(b.opts.EFIDir, b.cfg.GOARCH()) {
-			if p := filepath.Join(d, name); fileExists(p) {
-				return p
-			}
-		}
-		return ""
-	}
-	if p := look(); p != "" {
-		return p, nil
-	}
-	if b.opts.FetchEFI {
-		if err := FetchSystemdBoot(ctx, deb, efiCacheDir(b.cfg.GOARCH()), b.logf); err != nil {
-			return "", err
-		}
-		if p := look(); p != "" {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found in %s: install Debian's systemd-boot-efi (for another architecture: dpkg --add-architecture %s && apt-get update, then build again)",
-		name, strings.Join(EFIDirs(b.opts.EFIDir, b.cfg.GOARCH()), ", "), deb)
 }
 
 func fileExists(p string) bool {

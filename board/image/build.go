@@ -39,8 +39,8 @@ type Options struct {
 	HTTPPassword string
 	// EFIDir is searched first for systemd-boot<arch>.efi ("" for none).
 	EFIDir string
-	// FetchEFI allows downloading Debian's systemd-boot-efi for another
-	// architecture with apt-get.
+	// FetchEFI allows downloading Debian's systemd-boot-efi at the pinned
+	// version (efi.go) with apt-get when the host lacks exactly it.
 	FetchEFI bool
 	Logf     func(format string, args ...any)
 }
@@ -131,12 +131,15 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		in.efiLoader = loader
-		sum, err := fileSHA256(loader)
+		in.efiLoader = loader.file
+		sum, err := fileSHA256(loader.file)
 		if err != nil {
 			return nil, err
 		}
-		s.Files = append(s.Files, sbomFile{loader, sum})
+		s.Files = append(s.Files, sbomFile{loader.sbomRef, sum})
+		if loader.deb.Path != "" {
+			s.Debian = append(s.Debian, loader.deb)
+		}
 	}
 	res.Modules = s.Modules
 

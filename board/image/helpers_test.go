@@ -114,7 +114,10 @@ func doBuild(t *testing.T, board string, ts time.Time, dir string) (*testBuild, 
 		WorkDir:      dir,
 		Timestamp:    ts,
 		HTTPPassword: testPassword,
-		Logf:         t.Logf,
+		// A host whose systemd-boot-efi is not the pinned version
+		// fetches the pinned one, as `board build` does.
+		FetchEFI: true,
+		Logf:     t.Logf,
 	})
 	if err != nil {
 		return nil, err

@@ -16,8 +16,9 @@ type sbom struct {
 		Hash string `json:"hash"` // SHA-256 of that file
 	} `json:"config_hash"`
 	GoPackages []sbomPackage `json:"go_packages"`
-	Modules    []Module      `json:"modules"` // kernel, firmware, EEPROM
-	Files      []sbomFile    `json:"files"`   // other inputs, e.g. the EFI loader
+	Modules    []Module      `json:"modules"`                   // kernel, firmware, EEPROM
+	Debian     []Module      `json:"debian_packages,omitempty"` // e.g. systemd-boot-efi:amd64 252.39-1~deb12u2
+	Files      []sbomFile    `json:"files"`                     // other inputs, e.g. the EFI loader
 }
 
 type sbomPackage struct {
@@ -25,13 +26,14 @@ type sbomPackage struct {
 	BuildInfo string `json:"build_info"` // as `go version -m` prints it
 }
 
+// Module is a versioned input: a Go module, or a Debian package.
 type Module struct {
-	Path    string `json:"path"`    // e.g. "github.com/gokrazy/kernel.amd64"
-	Version string `json:"version"` // e.g. "v0.0.0-20260705070735-de680abf072b"
+	Path    string `json:"path"`    // e.g. "github.com/gokrazy/kernel.amd64", "systemd-boot-efi:amd64"
+	Version string `json:"version"` // e.g. "v0.0.0-20260705070735-de680abf072b", "252.39-1~deb12u2"
 }
 
 type sbomFile struct {
-	Path   string `json:"path"`
+	Path   string `json:"path"` // independent of the build host, e.g. "systemd-boot-efi:amd64/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 	SHA256 string `json:"sha256"`
 }
 

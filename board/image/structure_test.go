@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -61,7 +62,7 @@ func TestImageStructure(t *testing.T) {
 			b := buildBoard(t, p.Name, firstTimestamp)
 			checkPartitionTable(t, b)
 			boot := checkBoot(t, p.Name, b)
-			checkRoot(t, b)
+			checkRoot(t, b, strings.HasPrefix(p.Boot, "UEFI"))
 			checkPerm(t, b)
 			alloc := allocated(t, b.image)
 			line := fmt.Sprintf("%-10s boot FAT16 %6.1f MiB  root squashfs %6.1f MiB  image %d MiB (%.0f MiB allocated)  built in %v",
@@ -223,7 +224,7 @@ func checkBoot(t *testing.T, board string, b *testBuild) int64 {
 	return size
 }
 
-func checkRoot(t *testing.T, b *testBuild) {
+func checkRoot(t *testing.T, b *testBuild, uefi bool) {
 	l, _ := disk.NewLayout(testImageSize)
 	root := testimage.Extract(t, b.image, l.Part(disk.RootA).Offset(), b.res.RootSize)
 	out, err := exec.Command("unsquashfs", "-n", "-lls", "-d", "", root).CombinedOutput()
@@ -308,6 +309,8 @@ func checkRoot(t *testing.T, b *testBuild) {
 				Path      string `json:"path"`
 				BuildInfo string `json:"build_info"`
 			} `json:"go_packages"`
+			Debian []Module   `json:"debian_packages"`
+			Files  []sbomFile `json:"files"`
 		} `json:"sbom"`
 	}
 	if err := json.Unmarshal(cat("/etc/gokrazy/sbom.json"), &sb); err != nil {
@@ -328,6 +331,21 @@ func checkRoot(t *testing.T, b *testBuild) {
 	}
 	if !found {
 		t.Errorf("SBOM lacks tailscaled")
+	}
+	// A UEFI image records its loader's Debian package at the pinned
+	// version, and names the file independently of the build host.
+	var wantDeb []Module
+	if uefi {
+		_, deb := efiArch(b.res.GOARCH)
+		wantDeb = []Module{{Path: "systemd-boot-efi:" + deb, Version: systemdBootVersion}}
+	}
+	if !slices.Equal(sb.SBOM.Debian, wantDeb) {
+		t.Errorf("SBOM debian_packages: got %v, want %v", sb.SBOM.Debian, wantDeb)
+	}
+	for _, f := range sb.SBOM.Files {
+		if strings.HasPrefix(f.Path, "/") {
+			t.Errorf("SBOM file %q names a path on the build host", f.Path)
+		}
 	}
 }
 
