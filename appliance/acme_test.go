@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/homederp/homederp/internal/devbox"
 	"github.com/homederp/homederp/internal/pebbletest"
 	"github.com/homederp/homederp/internal/testenv"
+	"github.com/homederp/homederp/internal/testwait"
 	"github.com/homederp/homederp/relay/acmedns"
 	"github.com/homederp/homederp/relay/relaytest"
 	"tailscale.com/derp/derphttp"
@@ -100,11 +102,11 @@ func TestACMEDNSMode(t *testing.T) {
 	})
 
 	t.Run("the trusted certificate serves and derpmap.json drops the pin", func(t *testing.T) {
-		waitUntil(t, 60*time.Second, "derpmap.json without the pin", func() string {
+		testwait.For(t, 60*time.Second, "derpmap.json without the pin", func() error {
 			if strings.Contains(mapFile(), "CertName") {
-				return "it still has a CertName"
+				return errors.New("it still has a CertName")
 			}
-			return ""
+			return nil
 		})
 		t.Logf("ISSUANCE (appliance): %v from saving the configuration to the plain map on disk", time.Since(saved).Round(time.Millisecond))
 		if m := mapFile(); strings.Contains(m, "InsecureForTests") {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/homederp/homederp/ddns/ddnstest"
 	"github.com/homederp/homederp/ddns/detect"
 	"github.com/homederp/homederp/internal/devbox"
+	"github.com/homederp/homederp/internal/testwait"
 )
 
 // TestDDNSService runs the appliance in-process with its ddns service
@@ -62,11 +64,11 @@ func TestDDNSService(t *testing.T) {
 	if err := a.store.SetSecret(config.SecretCloudflareToken, token); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 20*time.Second, "the A record", func() string {
+	testwait.For(t, 20*time.Second, "the A record", func() error {
 		if st := a.ddns.Status(); len(st.ServedA) != 1 || st.ServedA[0] != netip.MustParseAddr("203.0.113.9") {
-			return fmt.Sprintf("served A: %v, want [203.0.113.9]", st.ServedA)
+			return fmt.Errorf("served A: %v, want [203.0.113.9]", st.ServedA)
 		}
-		return ""
+		return nil
 	})
 	if recs := fake.Records("example.com", "derp", "A"); len(recs) != 1 || recs[0].Content != "203.0.113.9" || recs[0].TTL != 60 {
 		t.Errorf("derp A at the fake: %+v", recs)
@@ -78,11 +80,11 @@ func TestDDNSService(t *testing.T) {
 	// The line loses its public IPv4 (CGNAT): the map says so.
 	setPublic("100.64.1.2")
 	a.ddns.checkNow()
-	waitUntil(t, 20*time.Second, `"IPv4": "none" in the DERP map`, func() string {
+	testwait.For(t, 20*time.Second, `"IPv4": "none" in the DERP map`, func() error {
 		if b, _ := os.ReadFile(filepath.Join(dir, "derpmap.json")); !strings.Contains(string(b), `"IPv4": "none"`) {
-			return "derpmap.json does not say so yet"
+			return errors.New("derpmap.json does not say so yet")
 		}
-		return ""
+		return nil
 	})
 	if recs := fake.Records("example.com", "derp", "A"); len(recs) != 1 || recs[0].Content != "203.0.113.9" {
 		t.Errorf("derp A after CGNAT: %+v, want untouched", recs)

@@ -13,6 +13,7 @@ import (
 	"github.com/homederp/homederp/ddns/alidnstest"
 	"github.com/homederp/homederp/ddns/tencentcloudtest"
 	"github.com/homederp/homederp/internal/devbox"
+	"github.com/homederp/homederp/internal/testwait"
 )
 
 // TestDDNSServiceKeyPairs: with DNSPod or AliDNS chosen, the box asks for
@@ -87,11 +88,11 @@ func TestDDNSServiceKeyPairs(t *testing.T) {
 			if err := a.store.SetSecret(config.ProviderSecret(tt.provider), f.key.Encode()); err != nil {
 				t.Fatal(err)
 			}
-			waitUntil(t, 20*time.Second, "the A record", func() string {
+			testwait.For(t, 20*time.Second, "the A record", func() error {
 				if st := a.ddns.Status(); len(st.ServedA) != 1 || st.ServedA[0] != netip.MustParseAddr("203.0.113.9") {
-					return fmt.Sprintf("served A: %v (%s)", st.ServedA, st.LastError)
+					return fmt.Errorf("served A: %v (%s)", st.ServedA, st.LastError)
 				}
-				return ""
+				return nil
 			})
 			if got := f.derpA(); len(got) != 1 || got[0] != "203.0.113.9 600" {
 				t.Errorf("derp A at the fake: got %q, want [203.0.113.9 600]", got)

@@ -6,31 +6,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/homederp/homederp/internal/devbox"
 	"github.com/homederp/homederp/relay/relaytest"
 )
 
 func itoa(i int) string { return strconv.Itoa(i) }
-
-// waitUntil polls cond every 50ms until it returns "" and fails t if it
-// still returns a complaint after limit; what names the awaited state, the
-// complaint says what is not so yet.
-func waitUntil(t *testing.T, limit time.Duration, what string, cond func() (complaint string)) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for i := 0; ; i++ {
-		complaint := cond()
-		if complaint == "" {
-			return
-		}
-		if time.Now().After(deadline) || i > int(limit/(50*time.Millisecond))+10 {
-			t.Fatalf("%s: not within %v: %s", what, limit, complaint)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 func TestDevRunTwice(t *testing.T) {
 	bin := devbox.Build(t)

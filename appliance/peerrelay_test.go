@@ -12,6 +12,7 @@ import (
 	"github.com/homederp/homederp/ddns"
 	"github.com/homederp/homederp/internal/devbox"
 	"github.com/homederp/homederp/internal/testenv"
+	"github.com/homederp/homederp/internal/testwait"
 	"github.com/homederp/homederp/relay/peerrelay"
 	"tailscale.com/client/local"
 	"tailscale.com/tstest/integration"
@@ -53,11 +54,11 @@ func TestPeerRelayService(t *testing.T) {
 	}
 	awaitPref := func(what string, want int) {
 		t.Helper()
-		waitUntil(t, 10*time.Second, what, func() string {
+		testwait.For(t, 10*time.Second, what, func() error {
 			if got := pref(t, lc); got != want {
-				return fmt.Sprintf("relay port %d, want %d", got, want)
+				return fmt.Errorf("relay port %d, want %d", got, want)
 			}
-			return ""
+			return nil
 		})
 	}
 

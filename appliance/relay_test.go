@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,10 +13,11 @@ import (
 	"time"
 
 	"github.com/homederp/homederp/appliance/config"
-	"github.com/homederp/homederp/appliance/derpmap"
 	"github.com/homederp/homederp/internal/devbox"
+	"github.com/homederp/homederp/internal/testwait"
 	"github.com/homederp/homederp/relay"
 	"github.com/homederp/homederp/relay/relaytest"
+	"github.com/homederp/homederp/relay/spec"
 	"tailscale.com/tailcfg"
 )
 
@@ -73,10 +75,13 @@ func TestRelayFollowsConfig(t *testing.T) {
 		crt, key := relay.ManualCertPaths(filepath.Join(stateDir, "certs"), "localhost")
 		copyFile(t, filepath.Join(tmp, "self-signed-localhost.key"), key)
 		copyFile(t, filepath.Join(tmp, "self-signed-localhost.crt"), crt)
-		waitUntil(t, 3*manualCertPoll, "the manual pair served", func() string {
-			return a.relay.status().CertError
+		testwait.For(t, 3*manualCertPoll, "the manual pair served", func() error {
+			if e := a.relay.status().CertError; e != "" {
+				return errors.New(e)
+			}
+			return nil
 		})
-		if got, want := a.region(t).Nodes[0].CertName, derpmap.CertName(other.Certificate[0]); got != want {
+		if got, want := a.region(t).Nodes[0].CertName, spec.Pin(other.Certificate[0]); got != want {
 			t.Errorf("map pin: got %s, want the manual certificate's %s", got, want)
 		}
 	})

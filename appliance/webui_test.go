@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/homederp/homederp/internal/devbox"
+	"github.com/homederp/homederp/internal/testwait"
 	"github.com/homederp/homederp/webui"
 )
 
@@ -120,16 +121,16 @@ func TestWebUIFollowsAddresses(t *testing.T) {
 	defer ws.close()
 	await := func(want string) {
 		t.Helper()
-		waitUntil(t, 10*time.Second, fmt.Sprintf("listeners on hosts %q", want), func() string {
+		testwait.For(t, 10*time.Second, fmt.Sprintf("listeners on hosts %q", want), func() error {
 			var got []string
 			for _, a := range ws.ls.Addrs() {
 				h, _, _ := strings.Cut(a.String(), ":")
 				got = append(got, h)
 			}
 			if strings.Join(got, ",") != want {
-				return fmt.Sprintf("got %v, want hosts %s", ws.ls.Addrs(), want)
+				return fmt.Errorf("got %v, want hosts %s", ws.ls.Addrs(), want)
 			}
-			return ""
+			return nil
 		})
 	}
 	await("127.0.0.1")

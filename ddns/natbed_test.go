@@ -19,6 +19,7 @@ import (
 	"github.com/homederp/homederp/ddns/detect"
 	"github.com/homederp/homederp/internal/netnstest"
 	"github.com/homederp/homederp/internal/testenv"
+	"github.com/homederp/homederp/internal/testwait"
 	"tailscale.com/net/stunserver"
 )
 
@@ -228,17 +229,10 @@ func (b *natBed) config(t *testing.T, bp bedProvider) ddns.Config {
 	}
 }
 
-// waitFor polls cond every 50 ms for at most limit.
+// waitFor is testwait.Until.
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > limit {
-			t.Fatalf("%s: not within %v", what, limit)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return time.Since(start)
+	return testwait.Until(t, limit, what, cond)
 }
 
 func served(u *ddns.Updater, a4, a6 netip.Addr) bool {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homederp/homederp/internal/testwait"
 	"github.com/homederp/homederp/relay/relaytest"
 )
 
@@ -60,7 +61,7 @@ func TestManualCertReloadKeepsClients(t *testing.T) {
 	crt2, key2 := ca.issue(t, host, now.Add(-time.Hour), now.Add(48*time.Hour))
 	t.Run("a new pair is picked up", func(t *testing.T) {
 		writePair(t, certDir, host, crt2, key2)
-		waitFor(t, 10*time.Second, "serving the new certificate", func() error {
+		testwait.For(t, 10*time.Second, "serving the new certificate", func() error {
 			got, err := servedLeaf(addr)
 			if err != nil {
 				return err
@@ -115,14 +116,14 @@ func TestManualCertReloadKeepsClients(t *testing.T) {
 				// Start from the good pair, so the error seen below
 				// is this case's.
 				writePair(t, certDir, host, crt2, key2)
-				waitFor(t, 10*time.Second, "the good pair back", func() error {
+				testwait.For(t, 10*time.Second, "the good pair back", func() error {
 					if e := tr.srv.Status().CertError; e != "" {
 						return errString(e)
 					}
 					return nil
 				})
 				writePair(t, certDir, host, tt.crt, tt.key)
-				waitFor(t, 10*time.Second, "the error in Status", func() error {
+				testwait.For(t, 10*time.Second, "the error in Status", func() error {
 					if e := tr.srv.Status().CertError; !strings.Contains(e, tt.wantErr) {
 						return errString("CertError " + e)
 					}
@@ -142,7 +143,7 @@ func TestManualCertReloadKeepsClients(t *testing.T) {
 		}
 		// Fixing the files clears the error.
 		writePair(t, certDir, host, crtOther, keyOther)
-		waitFor(t, 10*time.Second, "the error to clear", func() error {
+		testwait.For(t, 10*time.Second, "the error to clear", func() error {
 			if e := tr.srv.Status().CertError; e != "" {
 				return errString(e)
 			}

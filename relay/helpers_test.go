@@ -18,6 +18,7 @@ import (
 
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/appliance/derpmap"
+	"github.com/homederp/homederp/relay/spec"
 	"tailscale.com/tailcfg"
 )
 
@@ -83,7 +84,7 @@ func startRelayWith(t testing.TB, dir string, o relayOpts) *testRelay {
 func pinned(region *tailcfg.DERPRegion, der []byte) *tailcfg.DERPRegion {
 	r := *region
 	n := *r.Nodes[0]
-	n.CertName = derpmap.CertName(der)
+	n.CertName = spec.Pin(der)
 	n.InsecureForTests = false
 	r.Nodes = []*tailcfg.DERPNode{&n}
 	return &r
@@ -92,22 +93,6 @@ func pinned(region *tailcfg.DERPRegion, der []byte) *tailcfg.DERPRegion {
 // accepts is how many connections the current derpserver accepted: it
 // stays the same while connected clients keep their connections.
 func accepts(s *Server) int64 { return intVar(s.gen.Load().vars.Get("accepts")) }
-
-// waitFor polls cond every 50 ms until it returns nil or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for i := 0; ; i++ {
-		if err = cond(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) || i > int(timeout/(50*time.Millisecond))+10 {
-			t.Fatalf("%s: not within %v: %v", what, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // testCA issues certificates like a small private CA.
 type testCA struct {

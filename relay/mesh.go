@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/homederp/homederp/relay/spec"
 	"tailscale.com/derp"
 	"tailscale.com/derp/derphttp"
 	"tailscale.com/derp/derpserver"
@@ -44,17 +44,13 @@ type MeshPeer struct {
 }
 
 // ParseMeshPeer parses derper's --mesh-with element,
-// "host[:port][/dialhost]".
+// "host[:port][/dialhost]" (spec.ParseMeshWith).
 func ParseMeshPeer(s string) (MeshPeer, error) {
-	host, dial, _ := strings.Cut(strings.TrimSpace(s), "/")
-	p := MeshPeer{Host: host, DialHost: dial}
-	if strings.Contains(dial, "/") {
-		return MeshPeer{}, fmt.Errorf("mesh peer %q: too many '/'; want host[:port] or host[:port]/dialhost", s)
+	m, err := spec.ParseMeshWith(s)
+	if err != nil {
+		return MeshPeer{}, fmt.Errorf("mesh peer: %w", err)
 	}
-	if err := p.validate(); err != nil {
-		return MeshPeer{}, err
-	}
-	return p, nil
+	return MeshPeer{Host: m.Host, DialHost: m.DialHost}, nil
 }
 
 func (p MeshPeer) String() string {
@@ -64,46 +60,13 @@ func (p MeshPeer) String() string {
 	return p.Host
 }
 
-// hostPort splits Host into a host name and a port (443 if none).
-func (p MeshPeer) hostPort() (string, int, error) {
-	h := p.Host
-	if h == "" {
-		return "", 0, errors.New("empty host")
-	}
-	host, port, err := net.SplitHostPort(h)
-	if err != nil {
-		// No port. A bare IPv6 literal is allowed in brackets only.
-		if strings.Contains(h, ":") && !(strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]")) {
-			return "", 0, fmt.Errorf("%q: write an IPv6 address in brackets, e.g. [2001:db8::1]:12345", h)
-		}
-		return strings.Trim(h, "[]"), 443, nil
-	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 1 || n > 65535 {
-		return "", 0, fmt.Errorf("%q: bad port %q", h, port)
-	}
-	if host == "" {
-		return "", 0, fmt.Errorf("%q: no host name", h)
-	}
-	return host, n, nil
-}
-
 func (p MeshPeer) validate() error {
-	if _, _, err := p.hostPort(); err != nil {
-		return fmt.Errorf("mesh peer %q: %w", p.String(), err)
-	}
-	if d := p.DialHost; d != "" {
-		if strings.ContainsAny(d, "/ ") || strings.Contains(strings.Trim(d, "[]"), "]") {
-			return fmt.Errorf("mesh peer %q: bad dial host %q", p.String(), d)
-		}
-		if _, err := netip.ParseAddr(strings.Trim(d, "[]")); err != nil && strings.Contains(d, ":") {
-			return fmt.Errorf("mesh peer %q: the dial host takes no port (the port comes from the host part)", p.String())
-		}
+	if _, err := spec.ParseMeshWith(p.String()); err != nil {
+		return fmt.Errorf("mesh peer: %w", err)
 	}
 	if c := p.CertName; c != "" {
-		hex, ok := strings.CutPrefix(c, "sha256-raw:")
-		if !ok || len(hex) != 64 || strings.Trim(strings.ToLower(hex), "0123456789abcdef") != "" {
-			return fmt.Errorf("mesh peer %q: certificate pin %q is not sha256-raw:<64 hex digits>", p.String(), c)
+		if err := spec.CheckPin(c); err != nil {
+			return fmt.Errorf("mesh peer %q: certificate pin: %w", p.String(), err)
 		}
 	}
 	return nil
@@ -181,7 +144,7 @@ func (m *mesh) update(peers []MeshPeer) {
 func (m *mesh) close() { m.update(nil) }
 
 func (m *mesh) start(p MeshPeer) (*meshLink, error) {
-	host, port, err := p.hostPort()
+	host, port, err := spec.SplitMeshHost(p.Host)
 	if err != nil {
 		return nil, err
 	}

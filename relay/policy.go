@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"net/url"
 	"slices"
 
+	"github.com/homederp/homederp/relay/spec"
 	"tailscale.com/derp/derpserver"
 	"tailscale.com/types/key"
 )
@@ -111,9 +111,8 @@ func (p Policy) Validate() error {
 	switch p.Verify.Mode {
 	case "", VerifyOff, VerifyTailscaled:
 	case VerifyURL:
-		u, err := url.Parse(p.Verify.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("verify URL %q is not an http:// or https:// URL", p.Verify.URL))
+		if err := spec.CheckVerifyURL(p.Verify.URL); err != nil {
+			errs = append(errs, fmt.Errorf("verify URL: %w", err))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("unknown verify mode %q", p.Verify.Mode))

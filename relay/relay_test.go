@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/homederp/homederp/appliance/derpmap"
 	"github.com/homederp/homederp/relay/relaytest"
+	"github.com/homederp/homederp/relay/spec"
 	"tailscale.com/net/stun"
 	"tailscale.com/tailcfg"
 )
@@ -47,7 +47,7 @@ func TestPinRefusesOtherCert(t *testing.T) {
 	}
 	region := *tr.region
 	n := *region.Nodes[0]
-	n.CertName = derpmap.CertName(other.Certificate[0])
+	n.CertName = spec.Pin(other.Certificate[0])
 	region.Nodes = []*tailcfg.DERPNode{&n}
 	if _, err := relaytest.TryConnect(t, &region); err == nil {
 		t.Fatal("Connect with the wrong pin succeeded, want a certificate error")
@@ -149,7 +149,7 @@ func httpsClient(tr *testRelay) *http.Client {
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{
 			InsecureSkipVerify: true, // the pin is checked below
 			VerifyConnection: func(cs tls.ConnectionState) error {
-				if derpmap.CertName(cs.PeerCertificates[0].Raw) != tr.region.Nodes[0].CertName {
+				if spec.Pin(cs.PeerCertificates[0].Raw) != tr.region.Nodes[0].CertName {
 					return fmt.Errorf("unexpected certificate")
 				}
 				return nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/homederp/homederp/internal/testenv"
+	"github.com/homederp/homederp/internal/testwait"
 	"tailscale.com/tailcfg"
 	"tailscale.com/tstest/integration"
 	"tailscale.com/tstest/integration/testcontrol"
@@ -62,7 +63,7 @@ func pingViaHome(t *testing.T, from, to *integration.TestNode, timeout time.Dura
 // node key (the key tailscaled reports, "nodekey:…").
 func awaitRefusedKey(t *testing.T, tr *testRelay, nodeKey string) {
 	t.Helper()
-	waitFor(t, 60*time.Second, "refusal of "+nodeKey, func() error {
+	testwait.For(t, 60*time.Second, "refusal of "+nodeKey, func() error {
 		if got := tr.srv.Status().LastRefusal.Client; got != nodeKey {
 			return fmt.Errorf("last refused %q", got)
 		}
@@ -72,7 +73,7 @@ func awaitRefusedKey(t *testing.T, tr *testRelay, nodeKey string) {
 
 func awaitTailscaledState(t *testing.T, tr *testRelay, prefix string) {
 	t.Helper()
-	waitFor(t, 30*time.Second, "tailscaled state "+prefix, func() error {
+	testwait.For(t, 30*time.Second, "tailscaled state "+prefix, func() error {
 		if st := tr.srv.Status().TailscaledState; !strings.HasPrefix(st, prefix) {
 			return errString(st)
 		}

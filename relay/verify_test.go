@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homederp/homederp/internal/testwait"
 	"github.com/homederp/homederp/relay/relaytest"
 	"tailscale.com/tailcfg"
 	"tailscale.com/types/key"
@@ -158,7 +159,7 @@ func TestVerifyTailscaledDown(t *testing.T) {
 			t.Fatal("client admitted with tailscaled down, want refused")
 		}
 	}
-	waitFor(t, 5*time.Second, "tailscaled state", func() error {
+	testwait.For(t, 5*time.Second, "tailscaled state", func() error {
 		if st := tr.srv.Status(); !strings.HasPrefix(st.TailscaledState, "unreachable: tailscaled is not running") {
 			return errString(st.TailscaledState)
 		}
@@ -248,7 +249,7 @@ func TestApplyNewAdmissionReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	// a's reconnection attempts (its Send or Recv after the drop) are refused.
-	waitFor(t, 15*time.Second, "a refused", func() error {
+	testwait.For(t, 15*time.Second, "a refused", func() error {
 		a.Send(b.Priv.Public(), []byte("hello?"))
 		if tr.srv.Status().Refused == 0 {
 			return errString("no refusal yet")

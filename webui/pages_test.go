@@ -21,6 +21,7 @@ import (
 	"github.com/homederp/homederp/ddns"
 	"github.com/homederp/homederp/relay"
 	"github.com/homederp/homederp/relay/portmap"
+	"github.com/homederp/homederp/relay/spec"
 	"tailscale.com/client/local"
 	"tailscale.com/tailcfg"
 )
@@ -207,7 +208,7 @@ func TestDERPMapPage(t *testing.T) {
 	mustStatus(t, "download before setup", resp, "", http.StatusConflict)
 
 	b.configured()
-	pin := derpmap.CertName([]byte("test certificate"))
+	pin := spec.Pin([]byte("test certificate"))
 	_, body = b.get("/derpmap")
 	contains(t, "map page", body,
 		"&#34;derpMap&#34;: {", "&#34;CertName&#34;: &#34;"+pin, "&#34;DERPPort&#34;: 12345",

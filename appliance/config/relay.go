@@ -2,9 +2,9 @@ package config
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
+
+	"github.com/homederp/homederp/relay/spec"
 )
 
 // Relay configures the DERP and STUN listeners.
@@ -62,13 +62,15 @@ func (r Relay) validate(errs *Errors) {
 	if r.VerifyClients && r.VerifyClientURL != "" {
 		errs.add("relay.verify_client_url", "choose either verify_clients (the box's tailscaled) or a verify URL, not both")
 	}
-	if u := r.VerifyClientURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-		errs.add("relay.verify_client_url", fmt.Sprintf("%q is not an http:// or https:// URL", u))
+	if u := r.VerifyClientURL; u != "" {
+		if err := spec.CheckVerifyURL(u); err != nil {
+			errs.add("relay.verify_client_url", err.Error())
+		}
 	}
 	hosts := map[string]bool{}
 	for i, m := range r.MeshWith {
-		if msg := checkMeshWith(m); msg != "" {
-			errs.add(fmt.Sprintf("relay.mesh_with[%d]", i), msg)
+		if _, err := spec.ParseMeshWith(m); err != nil {
+			errs.add(fmt.Sprintf("relay.mesh_with[%d]", i), err.Error())
 		}
 		host, _, _ := strings.Cut(m, "/")
 		hosts[host] = true
@@ -77,8 +79,8 @@ func (r Relay) validate(errs *Errors) {
 		if !hosts[host] {
 			errs.add("relay.mesh_pins", fmt.Sprintf("%q is pinned but is not the host[:port] of any mesh_with entry", host))
 		}
-		if !isCertPin(pin) {
-			errs.add("relay.mesh_pins", fmt.Sprintf("the pin for %q is not of the form sha256-raw:<64 hex digits> (copy CertName from that box's DERP map)", host))
+		if err := spec.CheckPin(pin); err != nil {
+			errs.add("relay.mesh_pins", fmt.Sprintf("the pin for %q: %v", host, err))
 		}
 	}
 	if r.PerClientBytesPerSec < 0 {
@@ -105,44 +107,6 @@ func (r Relay) validate(errs *Errors) {
 	if r.TailscaledSocket != "" && !strings.HasPrefix(r.TailscaledSocket, "/") {
 		errs.add("relay.tailscaled_socket", fmt.Sprintf("%q is not an absolute path, e.g. /perm/tailscaled/tailscaled.sock", r.TailscaledSocket))
 	}
-}
-
-// checkMeshWith checks one derper --mesh-with element,
-// "host[:port][/dialhost]", and says what is wrong with it, or "".
-func checkMeshWith(m string) string {
-	bad := fmt.Sprintf("%q is not of the form host[:port] or host[:port]/dialhost", m)
-	if strings.TrimSpace(m) != m || m == "" || strings.Count(m, "/") > 1 || strings.ContainsAny(m, " \t,") {
-		return bad
-	}
-	host, dial, hasDial := strings.Cut(m, "/")
-	if hasDial && (dial == "" || strings.Contains(strings.Trim(dial, "[]"), "]")) {
-		return bad
-	}
-	if hasDial && strings.Contains(dial, ":") && !isIP(strings.Trim(dial, "[]")) {
-		return fmt.Sprintf("%q: the dial host takes no port (the port comes from the host part)", m)
-	}
-	name, port := host, ""
-	if h, p, err := net.SplitHostPort(host); err == nil {
-		name, port = h, p
-	} else if strings.Contains(host, ":") && !(strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]")) {
-		return fmt.Sprintf("%q: write an IPv6 address in brackets, e.g. [2001:db8::1]:12345", m)
-	}
-	name = strings.Trim(name, "[]")
-	if name == "" || !isIP(name) && !isDNSName(name) {
-		return bad
-	}
-	if port != "" {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return fmt.Sprintf("%q: %q is not a port number (1–65535)", m, port)
-		}
-	}
-	return ""
-}
-
-// isCertPin reports whether s is a DERP map CertName pin.
-func isCertPin(s string) bool {
-	hex, ok := strings.CutPrefix(s, "sha256-raw:")
-	return ok && len(hex) == 64 && strings.Trim(strings.ToLower(hex), "0123456789abcdef") == ""
 }
 
 func checkPort(errs *Errors, path string, p int) {

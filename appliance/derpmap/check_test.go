@@ -59,6 +59,8 @@ func TestCheck(t *testing.T) {
 		{"STUN off", region(strings.Replace(node(""), `3478`, `-1`, 1)), "", SevWarning, "turns STUN off"},
 		{"no pin", region(strings.Replace(node(""), `,"CertName":"`+pin+`"`, "", 1)), "", SevError, "clients will refuse it"},
 		{"old pin", region(strings.Replace(node(""), pin, "sha256-raw:00", 1)), "", SevError, "pins a different certificate"},
+		{"malformed pin", region(strings.Replace(node(""), pin, "sha256-raw:00", 1)), "", SevError, "is not sha256-raw: followed by 64 hex digits"},
+		{"uppercase pin spelled out", region(strings.Replace(node(""), pin, "sha256-raw:"+strings.ToUpper(strings.TrimPrefix(pin, "sha256-raw:")), 1)), "", SevError, "uppercase hex digits"},
 		{"fixed IPv4", region(node(`,"IPv4":"198.51.100.7"`)), "", SevWarning, "fixed IPv4 address (198.51.100.7)"},
 		{"insecure", region(node(`,"InsecureForTests":true`)), "", SevWarning, "InsecureForTests"},
 		{"region collision", `{"Regions":{"900":{"RegionID":900,"RegionCode":"x","RegionName":"X","Nodes":[{"Name":"x1","RegionID":900,"HostName":"other.example"}]}}}`, "", SevError, "belongs to other servers (other.example)"},

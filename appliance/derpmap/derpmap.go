@@ -4,11 +4,10 @@
 package derpmap
 
 import (
-	"crypto/sha256"
 	"encoding/json"
-	"fmt"
 
 	"github.com/homederp/homederp/appliance/config"
+	"github.com/homederp/homederp/relay/spec"
 	"tailscale.com/tailcfg"
 )
 
@@ -24,11 +23,6 @@ type Options struct {
 	// OmitDefaultRegions drops Tailscale's own regions, for a tailnet
 	// that must relay only through this box.
 	OmitDefaultRegions bool
-}
-
-// CertName returns the value of DERPNode.CertName that pins der.
-func CertName(der []byte) string {
-	return fmt.Sprintf("sha256-raw:%x", sha256.Sum256(der))
 }
 
 // Region returns the home region. The node carries no IPv4 or IPv6
@@ -53,7 +47,7 @@ func Region(c config.Config, o Options) *tailcfg.DERPRegion {
 	case c.Cert.InsecureForTests && c.Cert.Mode == config.CertSelfSigned:
 		n.InsecureForTests = true
 	case o.PinnedCert != nil:
-		n.CertName = CertName(o.PinnedCert)
+		n.CertName = spec.Pin(o.PinnedCert)
 	}
 	nodes := []*tailcfg.DERPNode{n}
 	if n.HostName != c.Hostname {

@@ -12,6 +12,7 @@ import (
 	"github.com/homederp/homederp/internal/bindtest"
 	"github.com/homederp/homederp/internal/pebbletest"
 	"github.com/homederp/homederp/internal/testenv"
+	"github.com/homederp/homederp/internal/testwait"
 	"github.com/miekg/dns"
 )
 
@@ -115,7 +116,7 @@ func TestClockWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
-	waitFor(t, 5*time.Second, "the clock wait in the status", func() error {
+	testwait.For(t, 5*time.Second, "the clock wait in the status", func() error {
 		if !m.Status().WaitingForClock {
 			return errString("not waiting")
 		}
@@ -129,7 +130,7 @@ func TestClockWait(t *testing.T) {
 		t.Errorf("%d requests to the CA with the clock in 1970; want none", n)
 	}
 	fake.Store(time.Now())
-	waitFor(t, 60*time.Second, "a trusted certificate once the clock is right", func() error {
+	testwait.For(t, 60*time.Second, "a trusted certificate once the clock is right", func() error {
 		if !m.Status().Trusted {
 			return errString(m.CertInfo().Error)
 		}

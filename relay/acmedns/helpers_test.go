@@ -140,22 +140,6 @@ func servedLeaf(addr, host string) (*x509.Certificate, error) {
 	return conn.ConnectionState().PeerCertificates[0], nil
 }
 
-// waitFor polls cond every 50 ms until it returns nil or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for i := 0; ; i++ {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) || i > int(timeout/(50*time.Millisecond))+10 {
-			t.Fatalf("%s: not within %v: %v", what, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // closedAddr returns a loopback address where nothing listens (a DNS
 // server that is down).
 func closedAddr(t testing.TB) string {

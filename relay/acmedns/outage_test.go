@@ -12,6 +12,7 @@ import (
 
 	"github.com/homederp/homederp/ddns/cloudflaretest"
 	"github.com/homederp/homederp/ddns/rfc2136"
+	"github.com/homederp/homederp/internal/testwait"
 	"github.com/homederp/homederp/relay"
 	"github.com/mholt/acmez/v3/acme"
 )
@@ -38,7 +39,7 @@ func selfSigned(t testing.TB, dir, host string) relay.StaticCert {
 // explanation.
 func failing(t *testing.T, m *Manager) string {
 	t.Helper()
-	waitFor(t, 30*time.Second, "a failed attempt in the status", func() error {
+	testwait.For(t, 30*time.Second, "a failed attempt in the status", func() error {
 		if st := m.Status(); st.Attempts == 0 || st.LastError == "" {
 			return errors.New("no failed attempt yet")
 		}
@@ -102,7 +103,7 @@ func TestOutagesRFC2136(t *testing.T) {
 		}
 
 		env.pebble.SetDown(false)
-		waitFor(t, 30*time.Second, "a trusted certificate once the CA is back", func() error {
+		testwait.For(t, 30*time.Second, "a trusted certificate once the CA is back", func() error {
 			if !m.Status().Trusted {
 				return errString(m.CertInfo().Error)
 			}
@@ -184,7 +185,7 @@ func TestOutagesCloudflare(t *testing.T) {
 		chals := env.pebble.ChallengeRequests()
 		before := m.Status().Attempts
 		fake.SetDown(nil)
-		waitFor(t, 30*time.Second, "an attempt that timed out waiting for the record", func() error {
+		testwait.For(t, 30*time.Second, "an attempt that timed out waiting for the record", func() error {
 			if msg := m.CertInfo().Error; m.Status().Attempts <= before+1 || !strings.Contains(msg, "propagat") {
 				return fmt.Errorf("not yet: %s", msg)
 			}
@@ -197,7 +198,7 @@ func TestOutagesCloudflare(t *testing.T) {
 
 	t.Run("all well", func(t *testing.T) {
 		fake.UnfreezeDNS()
-		waitFor(t, 60*time.Second, "a trusted certificate", func() error {
+		testwait.For(t, 60*time.Second, "a trusted certificate", func() error {
 			if !m.Status().Trusted {
 				return errString(m.CertInfo().Error)
 			}

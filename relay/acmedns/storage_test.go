@@ -19,6 +19,7 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/homederp/homederp/ddns/rfc2136"
+	"github.com/homederp/homederp/internal/testwait"
 )
 
 // offlineCA is a CA URL where nothing listens: these tests must never
@@ -176,7 +177,7 @@ func TestCorruptStorageIsShownNotReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	waitFor(t, 10*time.Second, "the storage problem in the status", func() error {
+	testwait.For(t, 10*time.Second, "the storage problem in the status", func() error {
 		if info := m.CertInfo(); !strings.Contains(info.Error, "certificate") || m.Status().LastError == "" {
 			return errString(info.Error)
 		}

@@ -15,8 +15,10 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/homederp/homederp/appliance/derpmap"
 	"github.com/homederp/homederp/internal/pebbletest"
+	"github.com/homederp/homederp/internal/testwait"
 	"github.com/homederp/homederp/relay"
 	"github.com/homederp/homederp/relay/relaytest"
+	"github.com/homederp/homederp/relay/spec"
 	"tailscale.com/tailcfg"
 )
 
@@ -94,7 +96,7 @@ func runStory(t *testing.T, env acmeEnv, full bool) {
 			t.Errorf("relay status: mode %q, pinned %v, error %q; want acme-dns, pinned, saying the self-signed certificate serves meanwhile", st.CertMode, st.CertPinned, st.CertError)
 		}
 		region := tr.region()
-		if got, want := region.Nodes[0].CertName, derpmap.CertName(fallback.Cert.Certificate[0]); got != want {
+		if got, want := region.Nodes[0].CertName, spec.Pin(fallback.Cert.Certificate[0]); got != want {
 			t.Errorf("map CertName: got %q, want the pin %q", got, want)
 		}
 		pinnedClient = keep(t, region, nil)
@@ -102,7 +104,7 @@ func runStory(t *testing.T, env acmeEnv, full bool) {
 
 	var a, b *relaytest.Client
 	t.Run("the CA's certificate serves and the map drops the pin", func(t *testing.T) {
-		waitFor(t, 60*time.Second, "a trusted certificate", func() error {
+		testwait.For(t, 60*time.Second, "a trusted certificate", func() error {
 			if !m.Status().Trusted {
 				return errors.New(m.CertInfo().Error)
 			}
@@ -152,7 +154,7 @@ func runStory(t *testing.T, env acmeEnv, full bool) {
 		if changes.Load() == 0 {
 			t.Error("OnChange was not called when the trusted certificate started to serve")
 		}
-		waitFor(t, 20*time.Second, "the challenge TXT record removed", func() error {
+		testwait.For(t, 20*time.Second, "the challenge TXT record removed", func() error {
 			if txt := env.txt(); len(txt) > 0 {
 				return fmt.Errorf("still there: %q", txt)
 			}
@@ -172,7 +174,7 @@ func runStory(t *testing.T, env acmeEnv, full bool) {
 		if !aLeaf.Equal(first) {
 			t.Fatal("client a does not have the served certificate")
 		}
-		waitFor(t, env.validity+30*time.Second, "a renewed certificate served", func() error {
+		testwait.For(t, env.validity+30*time.Second, "a renewed certificate served", func() error {
 			leaf, err := servedLeaf(tr.addr, env.host)
 			if err != nil {
 				return err
@@ -244,7 +246,7 @@ func runStory(t *testing.T, env acmeEnv, full bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, time.Until(leaf.NotAfter)+10*time.Second, "the self-signed certificate served and pinned again", func() error {
+		testwait.For(t, time.Until(leaf.NotAfter)+10*time.Second, "the self-signed certificate served and pinned again", func() error {
 			if !bytes.Equal(tr.srv.PinnedCert(), fallback.Cert.Certificate[0]) {
 				return errors.New("not yet")
 			}
@@ -257,14 +259,14 @@ func runStory(t *testing.T, env acmeEnv, full bool) {
 		if !strings.Contains(info.Error, "503") && !strings.Contains(info.Error, "down") {
 			t.Errorf("CertInfo: %q; want the CA's own answer in it", info.Error)
 		}
-		waitFor(t, 5*time.Second, "OnChange after the expiry", func() error {
+		testwait.For(t, 5*time.Second, "OnChange after the expiry", func() error {
 			if changes2.Load() == 0 {
 				return errors.New("not called")
 			}
 			return nil
 		})
 		region := tr.region()
-		if got, want := region.Nodes[0].CertName, derpmap.CertName(fallback.Cert.Certificate[0]); got != want {
+		if got, want := region.Nodes[0].CertName, spec.Pin(fallback.Cert.Certificate[0]); got != want {
 			t.Errorf("map CertName: got %q, want the pin again", got)
 		}
 		mustConnect(t, region, nil)

@@ -3,6 +3,7 @@ package acmedns
 import (
 	"strings"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -33,3 +34,8 @@ func (s logfSink) Write(p []byte) (int, error) {
 }
 
 func (logfSink) Sync() error { return nil }
+
+// zapLogf sends certmagic's log lines (info and above) to logf.
+func zapLogf(logf func(format string, args ...any)) *zap.Logger {
+	return zap.New(newLogfCore(logf))
+}

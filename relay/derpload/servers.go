@@ -2,7 +2,6 @@ package derpload
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/homederp/homederp/relay"
+	"github.com/homederp/homederp/relay/spec"
 	"tailscale.com/tailcfg"
 )
 
@@ -68,7 +68,7 @@ func NewBench(dir string, logw io.Writer) (*Bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Bench{Dir: dir, Pin: certName(leaf.Raw), Logw: logw}, nil
+	return &Bench{Dir: dir, Pin: spec.Pin(leaf.Raw), Logw: logw}, nil
 }
 
 // StartHomederp starts homederp's relayd binary in manual certificate
@@ -162,6 +162,3 @@ func freePorts() (int, int, error) {
 	}
 	return 0, 0, errors.New("no free ports")
 }
-
-// certName is the DERP map's pin of a certificate.
-func certName(der []byte) string { return fmt.Sprintf("sha256-raw:%x", sha256.Sum256(der)) }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/homederp/homederp/internal/routerbed"
+	"github.com/homederp/homederp/internal/testwait"
 )
 
 // The tests here run the mapper against Debian's miniupnpd on the router
@@ -68,17 +69,10 @@ func (m *bedMapper) setPorts(ports ...Port) {
 	m.Set(Config{Enabled: len(ports) > 0, Ports: ports, Hostname: "derp.example.com"})
 }
 
-// waitFor polls cond every 50 ms for at most limit.
+// waitFor is testwait.Until.
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > limit {
-			t.Fatalf("%s: not within %v", what, limit)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return time.Since(start)
+	return testwait.Until(t, limit, what, cond)
 }
 
 // redirected reports whether the router forwards exactly these ports to
