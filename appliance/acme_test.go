@@ -131,9 +131,7 @@ func TestACMEDNSMode(t *testing.T) {
 		if err := cl.Connect(ctx); err != nil {
 			t.Fatalf("a client trusting Pebble's root, with the emitted map: %v", err)
 		}
-		if err := relaytest.Admitted(&relaytest.Client{Client: cl}, 10*time.Second); err != nil {
-			t.Error(err)
-		}
+		relaytest.ExpectVerdict(t, &relaytest.Client{Client: cl}, relaytest.Admitted, 10*time.Second)
 		if fi, err := os.Stat(filepath.Join(dir, "acme")); err != nil || fi.Mode().Perm() != 0700 {
 			t.Errorf("ACME storage directory: %v, %v; want 0700", fi.Mode(), err)
 		}

@@ -320,8 +320,8 @@ func (nb *netBox) derpClient(t *testing.T, ns *netnstest.NS, to netip.AddrPort) 
 	if err != nil {
 		t.Fatalf("DERP client from %s to %v: %v", ns.Name, to, err)
 	}
-	if err := relaytest.Admitted(c, 10*time.Second); err != nil {
-		t.Fatalf("DERP client from %s to %v: %v", ns.Name, to, err)
+	if v, err := relaytest.AwaitVerdict(c, 10*time.Second); v != relaytest.Admitted {
+		t.Fatalf("DERP client from %s to %v: %v (%v), want admitted", ns.Name, to, v, err)
 	}
 	return c
 }

@@ -53,9 +53,7 @@ func TestRelayFollowsConfig(t *testing.T) {
 		}
 	}
 	first := a.relay.srv
-	if err := relaytest.Admitted(relaytest.Connect(t, a.region(t)), 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	relaytest.ExpectVerdict(t, relaytest.Connect(t, a.region(t)), relaytest.Admitted, 10*time.Second)
 	if st := a.relay.status(); st.CertMode != "self-signed" || !st.CertPinned || st.ClientsConnected != 1 {
 		t.Fatalf("status: mode %q pinned %v clients %d", st.CertMode, st.CertPinned, st.ClientsConnected)
 	}
@@ -93,9 +91,7 @@ func TestRelayFollowsConfig(t *testing.T) {
 		defer refuse.Close()
 		save(func(c *config.Config) { c.Relay.VerifyClientURL = refuse.URL + "/verify" })
 		c := relaytest.Connect(t, a.region(t))
-		if err := relaytest.Admitted(c, 10*time.Second); err == nil {
-			t.Error("admitted a client the verify URL refuses")
-		}
+		relaytest.ExpectVerdict(t, c, relaytest.Refused, 10*time.Second)
 		if st := a.relay.status(); st.VerifyMode != "url" || st.Refused == 0 {
 			t.Errorf("status: mode %q refused %d", st.VerifyMode, st.Refused)
 		}

@@ -28,22 +28,24 @@ type generation struct {
 	policy  Policy // the Verify and MeshKey it was built with
 	mesh    *mesh
 	reach   *reachLog // the relay's, shared by its generations
+	gate    *gate     // admission; nil without verification
 
 	mu      sync.Mutex
 	retired bool
 	conns   map[net.Conn]bool // hijacked connections, closed on retire
 }
 
-func (s *Server) newGeneration(p Policy) *generation {
+func (s *Server) newGeneration(p Policy) (*generation, error) {
 	d := derpserver.New(s.priv, s.derpLogf)
-	v := p.Verify
-	switch v.Mode {
-	case VerifyTailscaled:
-		d.SetVerifyClient(true)
-		d.SetTailscaledSocketPath(v.TailscaledSocket)
-	case VerifyURL:
-		d.SetVerifyClientURL(v.URL)
-		d.SetVerifyClientURLFailOpen(v.URLFailOpen)
+	var gt *gate
+	if v := p.Verify.normalized(); v.Mode != VerifyOff {
+		// derpserver asks the relay's gate, never tailscaled or the
+		// verify URL itself (see admission.go).
+		var err error
+		if gt, err = s.admit.newGate(v); err != nil {
+			return nil, err
+		}
+		d.SetVerifyClientURL(gt.url)
 	}
 	if p.MeshKey != "" {
 		// validate checked it already.
@@ -55,12 +57,13 @@ func (s *Server) newGeneration(p Policy) *generation {
 		derp:   d,
 		vars:   d.ExpVar(true).(*metrics.Set),
 		policy: p,
+		gate:   gt,
 		conns:  map[net.Conn]bool{},
 	}
 	g.reach = s.reach
 	g.handler = derpserver.AddWebSocketSupport(d, derpserver.Handler(d))
 	g.mesh = newMesh(d, s.logf)
-	return g
+	return g, nil
 }
 
 // sameServer reports whether p can run on g's derpserver.
@@ -68,8 +71,12 @@ func (g *generation) sameServer(p Policy) bool {
 	return g.policy.Verify.normalized() == p.Verify.normalized() && g.policy.MeshKey == p.MeshKey
 }
 
-// retire stops g's mesh links and disconnects its clients.
+// retire stops g's mesh links and disconnects its clients. It waits for
+// no verdict: closing the gate first ends the admission checks in flight.
 func (g *generation) retire() {
+	if g.gate != nil {
+		g.gate.close()
+	}
 	g.mu.Lock()
 	g.retired = true
 	conns := g.conns

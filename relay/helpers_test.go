@@ -30,6 +30,8 @@ type relayOpts struct {
 	handshakeTimeout time.Duration
 	idleTimeout      time.Duration
 	pollInterval     time.Duration
+	verdictTimeout   time.Duration
+	maxPending       int
 	logf             func(string, ...any) // default t.Logf
 }
 
@@ -58,10 +60,12 @@ func startRelayWith(t testing.TB, dir string, o relayOpts) *testRelay {
 		DERPMap: func() ([]byte, error) {
 			return derpmap.JSON(&tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{900: tr.region}})
 		},
-		Policy:           o.policy,
-		HandshakeTimeout: o.handshakeTimeout,
-		IdleTimeout:      o.idleTimeout,
-		PollInterval:     o.pollInterval,
+		Policy:             o.policy,
+		HandshakeTimeout:   o.handshakeTimeout,
+		IdleTimeout:        o.idleTimeout,
+		PollInterval:       o.pollInterval,
+		VerdictTimeout:     o.verdictTimeout,
+		MaxPendingVerdicts: o.maxPending,
 	}, o.logf)
 	if err != nil {
 		t.Fatal(err)

@@ -43,7 +43,8 @@ func (s *Server) Status() Status {
 	st.ClientsConnected = int(max(conns-watchers, 0))
 	c := retired.add(g.counters())
 	st.BytesReceived, st.BytesSent = c.bytesRecv, c.bytesSent
-	st.Refused, st.LastRefusal = s.refusals.stats()
+	st.Refused, st.RefusedNoVerdict, st.LastRefusal = s.refusals.stats()
+	st.AdmissionsPending = len(s.admit.pending)
 	st.Reach = s.reach.status()
 
 	if st.VerifyMode == string(VerifyTailscaled) {
@@ -108,6 +109,8 @@ func (s *Server) MetricsHandler() http.Handler {
 			own.Set("counter_"+name, n)
 		}
 		counter("refused_clients", st.Refused)
+		counter("refused_clients_no_verdict", st.RefusedNoVerdict)
+		gauge("admission_checks_pending", int64(st.AdmissionsPending))
 		counter("accept_limit_accepted", st.ConnsAccepted)
 		counter("accept_limit_rejected", st.ConnsRejected)
 		gauge("clients_connected", int64(st.ClientsConnected))

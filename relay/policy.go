@@ -160,7 +160,12 @@ func (s *Server) Apply(p Policy) error {
 	}
 	var retire *generation
 	if old := s.gen.Load(); !old.sameServer(p) {
-		s.gen.Store(s.newGeneration(p))
+		g, err := s.newGeneration(p)
+		if err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		s.gen.Store(g)
 		retire = old
 		s.logf("relay: new admission policy (verify %s, mesh key set: %v): reconnecting clients", p.Verify.normalized().Mode, p.MeshKey != "")
 	}

@@ -42,8 +42,8 @@ func TestReachCountsLoopbackAsLAN(t *testing.T) {
 	// Connect may return before the server took the connection (it knows
 	// the server's key from the TLS handshake); the server info frame
 	// comes after.
-	if err := relaytest.Admitted(relaytest.Connect(t, tr.region), 10*time.Second); err != nil {
-		t.Fatal(err)
+	if v, err := relaytest.AwaitVerdict(relaytest.Connect(t, tr.region), 10*time.Second); v != relaytest.Admitted {
+		t.Fatalf("verdict: %v (%v), want admitted", v, err)
 	}
 	if st := tr.srv.Status().Reach; st.LANConnections != 1 || st.Clients != 0 || st.LastFrom != "" {
 		t.Errorf("reach: got %+v, want no Internet client", st)

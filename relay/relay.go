@@ -78,6 +78,13 @@ type Config struct {
 	// PollInterval is how often the box's tailscaled is asked for its
 	// state while verify-clients is on. Zero means DefaultPollInterval.
 	PollInterval time.Duration
+	// VerdictTimeout bounds each admission check (tailscaled or the
+	// verify URL); a client without a verdict by then is refused. Zero
+	// means DefaultVerdictTimeout.
+	VerdictTimeout time.Duration
+	// MaxPendingVerdicts caps the admission checks in flight; a client
+	// beyond it is refused at once. Zero means DefaultMaxPendingVerdicts.
+	MaxPendingVerdicts int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -93,12 +100,10 @@ type Server struct {
 	gen      atomic.Pointer[generation]
 	refusals *refusalLog
 	reach    *reachLog
-	// failOpenLogf keeps derpserver's per-client fail-open notice to a
-	// couple of lines a minute.
-	failOpenLogf logger.Logf
-	accept       *acceptLimiter
-	ts           *tailscaledWatch
-	trusted      atomic.Pointer[[]netip.Prefix] // Policy.TrustedProxies in effect
+	admit    *admitter
+	accept   *acceptLimiter
+	ts       *tailscaledWatch
+	trusted  atomic.Pointer[[]netip.Prefix] // Policy.TrustedProxies in effect
 
 	mu      sync.Mutex // guards the fields below and serializes Apply
 	policy  Policy
@@ -137,6 +142,12 @@ func New(cfg Config, logf logger.Logf) (*Server, error) {
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = DefaultPollInterval
 	}
+	if cfg.VerdictTimeout == 0 {
+		cfg.VerdictTimeout = DefaultVerdictTimeout
+	}
+	if cfg.MaxPendingVerdicts == 0 {
+		cfg.MaxPendingVerdicts = DefaultMaxPendingVerdicts
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -154,10 +165,15 @@ func New(cfg Config, logf logger.Logf) (*Server, error) {
 		accept:   newAcceptLimiter(cfg.Now),
 		policy:   cfg.Policy,
 	}
-	s.ts = newTailscaledWatch(logf, cfg.PollInterval)
-	s.failOpenLogf = logger.RateLimitedFn(logf, time.Minute, 2, 10)
+	s.admit = newAdmitter(cfg, logf, s.refusals)
+	s.ts = newTailscaledWatch(s.admit.localClient, logf, cfg.PollInterval, cfg.VerdictTimeout)
+	s.admit.ts = s.ts
 	s.certs.Store(&certHolder{cfg.Certs})
-	s.gen.Store(s.newGeneration(cfg.Policy))
+	g, err := s.newGeneration(cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	s.gen.Store(g)
 	s.applyLiveLocked(cfg.Policy)
 	return s, nil
 }
@@ -277,6 +293,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	g.retire()
 	s.ts.stop()
+	s.admit.close()
 	s.refusals.close()
 	s.wg.Wait()
 	return err

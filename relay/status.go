@@ -19,8 +19,13 @@ type Status struct {
 	BytesReceived    int64 // DERP payload bytes received since start
 	BytesSent        int64 // DERP payload bytes sent since start
 	Refused          int64 // clients refused by verify-clients / verify URL since start
-	STUNRequests     int64 // STUN binding requests answered since start
-	STUNErrors       int64 // datagrams that were not STUN, and read/write errors
+	// RefusedNoVerdict counts the refusals (of Refused) made because no
+	// verdict came in time: tailscaled or the verify URL not answering,
+	// or too many checks already waiting.
+	RefusedNoVerdict  int64
+	AdmissionsPending int   // admission checks waiting for an answer now
+	STUNRequests      int64 // STUN binding requests answered since start
+	STUNErrors        int64 // datagrams that were not STUN, and read/write errors
 	// The STUN counters are upstream stunserver's, which are global to
 	// the process; with one relay per process (the appliance) they are
 	// this relay's.

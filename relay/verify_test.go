@@ -53,15 +53,15 @@ func newAdmissionServer(t *testing.T, allow ...key.NodePublic) *admissionServer 
 	return a
 }
 
-// connectVerdict connects a client with priv and returns the server's
-// verdict: nil when admitted.
-func connectVerdict(t *testing.T, tr *testRelay, priv key.NodePrivate) error {
+// expectVerdict connects a client with priv and fails t unless the
+// server's verdict is want.
+func expectVerdict(t *testing.T, tr *testRelay, priv key.NodePrivate, want relaytest.Verdict) {
 	t.Helper()
 	c, err := relaytest.TryConnectKey(t, tr.region, priv)
 	if err != nil {
-		return fmt.Errorf("connect: %w", err)
+		t.Fatalf("connect: %v", err)
 	}
-	return relaytest.Admitted(c, 10*time.Second)
+	relaytest.ExpectVerdict(t, c, want, 10*time.Second)
 }
 
 func TestVerifyURL(t *testing.T) {
@@ -69,12 +69,8 @@ func TestVerifyURL(t *testing.T) {
 	adm := newAdmissionServer(t, member.Public())
 	tr := startRelayWith(t, t.TempDir(), relayOpts{policy: Policy{Verify: Verify{Mode: VerifyURL, URL: adm.URL + "/verify"}}})
 
-	if err := connectVerdict(t, tr, member); err != nil {
-		t.Errorf("member: %v, want admitted", err)
-	}
-	if err := connectVerdict(t, tr, stranger); err == nil {
-		t.Error("stranger admitted, want refused")
-	}
+	expectVerdict(t, tr, member, relaytest.Admitted)
+	expectVerdict(t, tr, stranger, relaytest.Refused)
 	st := tr.srv.Status()
 	if st.VerifyMode != "url" || st.Refused != 1 || st.LastRefusal.Client != stranger.Public().String() {
 		t.Errorf("Status: mode %q, refused %d, last %+v; want url, 1, the stranger", st.VerifyMode, st.Refused, st.LastRefusal)
@@ -92,19 +88,16 @@ func TestVerifyURL(t *testing.T) {
 	ln.Close()
 	for _, tt := range []struct {
 		failOpen bool
-		want     bool // admitted
+		want     relaytest.Verdict
 	}{
-		{false, false},
-		{true, true},
+		{false, relaytest.Refused},
+		{true, relaytest.Admitted},
 	} {
 		t.Run(fmt.Sprintf("unreachable/failOpen=%v", tt.failOpen), func(t *testing.T) {
 			if err := tr.srv.Apply(Policy{Verify: Verify{Mode: VerifyURL, URL: dead, URLFailOpen: tt.failOpen}}); err != nil {
 				t.Fatal(err)
 			}
-			err := connectVerdict(t, tr, member)
-			if got := err == nil; got != tt.want {
-				t.Errorf("member with the verifier unreachable: admitted %v (%v), want %v", got, err, tt.want)
-			}
+			expectVerdict(t, tr, member, tt.want)
 		})
 	}
 }
@@ -155,9 +148,7 @@ func TestVerifyTailscaledDown(t *testing.T) {
 	})
 	const attempts = 5
 	for i := 0; i < attempts; i++ {
-		if err := connectVerdict(t, tr, key.NewNode()); err == nil {
-			t.Fatal("client admitted with tailscaled down, want refused")
-		}
+		expectVerdict(t, tr, key.NewNode(), relaytest.Refused)
 	}
 	testwait.For(t, 5*time.Second, "tailscaled state", func() error {
 		if st := tr.srv.Status(); !strings.HasPrefix(st.TailscaledState, "unreachable: tailscaled is not running") {
@@ -166,8 +157,8 @@ func TestVerifyTailscaledDown(t *testing.T) {
 		return nil
 	})
 	st := tr.srv.Status()
-	if st.Refused != attempts {
-		t.Errorf("Refused: got %d, want %d", st.Refused, attempts)
+	if st.Refused != attempts || st.RefusedNoVerdict != attempts {
+		t.Errorf("Refused: got %d (%d without a verdict), want %d, all without a verdict", st.Refused, st.RefusedNoVerdict, attempts)
 	}
 	if !strings.Contains(st.VerifyProblem, "every new client is refused") {
 		t.Errorf("VerifyProblem: got %q", st.VerifyProblem)
@@ -203,7 +194,7 @@ func TestRefusalLogSummarizes(t *testing.T) {
 			r.summarize() // what the timer does at the end of each minute
 		}
 	}
-	total, last := r.stats()
+	total, _, last := r.stats()
 	if total != 180 || last.Client != "nodekey:aaaa" {
 		t.Errorf("stats: got %d, %+v; want 180 and the last client", total, last)
 	}
@@ -260,9 +251,7 @@ func TestApplyNewAdmissionReconnects(t *testing.T) {
 		t.Errorf("refused %s, want a (%s)", got, a.Priv.Public())
 	}
 	c := relaytest.Connect(t, tr.region)
-	if err := relaytest.Admitted(c, 5*time.Second); err == nil {
-		t.Error("a new non-member was admitted under the new policy")
-	}
+	relaytest.ExpectVerdict(t, c, relaytest.Refused, 5*time.Second)
 
 	if err := tr.srv.Apply(Policy{}); err != nil {
 		t.Fatal(err)

@@ -114,9 +114,9 @@ func TestHeadscale(t *testing.T) {
 		}
 		refusedFor := func(what, why string) {
 			t.Helper()
-			k, err := admitted(t, home)
-			if err == nil {
-				t.Errorf("%s: a client was admitted; want refused", what)
+			k, v, err := verdict(t, home)
+			if v != relaytest.Refused {
+				t.Errorf("%s: %v (%v); want refused", what, v, err)
 				return
 			}
 			ref := box.relayStatus(t).LastRefusal
@@ -130,28 +130,28 @@ func TestHeadscale(t *testing.T) {
 		hs.Stop(t)
 		refusedFor("headscale down", "connection refused")
 		box.setVerify(t, url.Values{"relay.verify": {"url"}, "relay.verify_client_url": {hs.URL + "/verify"}, "relay.verify_client_url_fail_open": {"on"}})
-		if _, err := admitted(t, home); err != nil {
-			t.Errorf("with headscale down and fail-open chosen: %v; want admitted", err)
+		if _, v, err := verdict(t, home); v != relaytest.Admitted {
+			t.Errorf("with headscale down and fail-open chosen: %v (%v); want admitted", v, err)
 		}
 	})
 }
 
-// admitted connects a DERP client with a fresh key to the box's region,
-// as the map says to, and reports whether the relay keeps it.
-// It returns the client's node key.
-func admitted(t *testing.T, home *tailcfg.DERPRegion) (string, error) {
+// verdict connects a DERP client with a fresh key to the box's region,
+// as the map says to, and returns the client's node key and the relay's
+// verdict on it.
+func verdict(t *testing.T, home *tailcfg.DERPRegion) (string, relaytest.Verdict, error) {
 	t.Helper()
 	var err error
 	for range 10 { // the relay may be switching admission policy
 		var c *relaytest.Client
 		if c, err = relaytest.TryConnect(t, home); err == nil {
-			err = relaytest.Admitted(c, 5*time.Second)
+			v, err := relaytest.AwaitVerdict(c, 5*time.Second)
 			c.Close()
-			return c.Priv.Public().String(), err
+			return c.Priv.Public().String(), v, err
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	return "", err
+	return "", relaytest.NoVerdict, err
 }
 
 // TestHeadscaleEmbeddedDERP runs headscale's own DERP server (region 999)

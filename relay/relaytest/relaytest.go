@@ -146,30 +146,67 @@ func Exchange(t testing.TB, a, b *Client) {
 	}
 }
 
-// Admitted waits (at most timeout) for the server's verdict on c: an
-// admitted client receives the server's info frame first, a refused one
-// sees its connection closed. It returns nil if c was admitted.
-func Admitted(c *Client, timeout time.Duration) error {
-	type res struct {
-		m   derp.ReceivedMessage
-		err error
+// Verdict is a DERP server's decision on a connecting client, as the
+// client sees it.
+type Verdict int
+
+const (
+	// NoVerdict: nothing happened within the wait; the server neither
+	// admitted nor refused the client (it is stuck on its admission
+	// check).
+	NoVerdict Verdict = iota
+	// Admitted: the server sent a frame (its info frame comes first),
+	// which it does only after admission.
+	Admitted
+	// Refused: the server closed the connection before its info frame.
+	Refused
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Admitted:
+		return "admitted"
+	case Refused:
+		return "refused"
 	}
-	ch := make(chan res, 1)
+	return "no verdict"
+}
+
+// AwaitVerdict waits at most timeout for the server's verdict on c and
+// returns it, with the connection error for Refused. A DERP server refuses
+// a client only after the connection is made (TryConnectKey succeeds
+// either way), so tests of admission ask here, and say which of the three
+// they expect: a relay that fails closed on a hung checker refuses, it
+// never leaves NoVerdict.
+func AwaitVerdict(c *Client, timeout time.Duration) (Verdict, error) {
+	errc := make(chan error, 1)
 	go func() {
-		m, err := c.Recv()
-		ch <- res{m, err}
+		_, err := c.Recv()
+		errc <- err
 	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
 	select {
-	case r := <-ch:
-		if r.err != nil {
-			return fmt.Errorf("refused: %w", r.err)
+	case err := <-errc:
+		if err != nil {
+			return Refused, err
 		}
-		if _, ok := r.m.(derp.ServerInfoMessage); !ok {
-			return fmt.Errorf("first message %T, want the server info", r.m)
-		}
-		return nil
-	case <-time.After(timeout):
+		return Admitted, nil
+	case <-t.C:
 		c.Close()
-		return fmt.Errorf("no verdict within %v", timeout)
+		return NoVerdict, nil
 	}
+}
+
+// ExpectVerdict fails t unless the server's verdict on c, awaited at most
+// timeout, is want. It returns how long the verdict took.
+func ExpectVerdict(t testing.TB, c *Client, want Verdict, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	got, err := AwaitVerdict(c, timeout)
+	took := time.Since(start)
+	if got != want {
+		t.Errorf("verdict on %v: got %v (%v) after %v, want %v", c.Priv.Public().ShortString(), got, err, took.Round(time.Millisecond), want)
+	}
+	return took
 }
