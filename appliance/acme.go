@@ -1,23 +1,48 @@
 package main
 
 import (
-	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/relay"
 	"github.com/homederp/homederp/relay/acmedns"
 )
 
-// acmeSettings are the configuration and the DNS credential that an ACME
-// DNS-01 manager depends on beyond certSettings: a change of any makes a
-// new manager (which serves the stored certificate at once). Zero unless
-// the certificate mode is acme-dns, so that other modes do not restart
-// their source when DDNS settings change.
+// acmeService runs the ACME DNS-01 manager of certificate mode acme-dns
+// on its own loop: starting one loads the stored certificate and account,
+// and stopping one waits (up to 10 s) for an ACME exchange to end, which
+// the relay's apply must not wait for. The relay serves whatever manager
+// is current through acmeCert, and the self-signed certificate until
+// there is one.
+type acmeService struct {
+	a    *app
+	loop *applyLoop
+
+	// Owned by apply.
+	settings acmeSettings
+	m        *acmedns.Manager
+
+	view atomic.Pointer[acmeView]
+}
+
+// acmeView is what the relay's certificate source sees.
+type acmeView struct {
+	m    *acmedns.Manager // nil: none runs
+	host string           // the hostname m is for
+	err  string           // why no manager runs although the mode is acme-dns
+}
+
+// acmeSettings are everything a manager depends on: a change of any
+// makes a new manager (which serves the stored certificate at once). Zero
+// unless the certificate mode is acme-dns.
 type acmeSettings struct {
+	hostname  string
+	ca        string
 	email     string
 	provider  string
 	rfc2136   config.RFC2136
@@ -26,76 +51,145 @@ type acmeSettings struct {
 	secretErr string
 }
 
-func (rs *relayService) acmeSettings(c config.Config) acmeSettings {
+func (s *acmeService) settingsFor(c config.Config) acmeSettings {
 	if c.Cert.Mode != config.CertACMEDNS {
 		return acmeSettings{}
 	}
-	s := acmeSettings{
+	st := acmeSettings{
+		hostname:  hostname(c),
+		ca:        c.Cert.ACMECA,
 		email:     c.Cert.ACMEEmail,
 		provider:  c.DDNS.Provider,
 		resolvers: strings.Join(c.DDNS.Resolvers, " "),
 	}
 	if c.DDNS.Provider == config.ProviderRFC2136 {
-		s.rfc2136 = c.DDNS.RFC2136
+		st.rfc2136 = c.DDNS.RFC2136
 	}
 	if c.DDNS.Provider != config.ProviderNone {
-		sec, err := rs.a.store.Secret(config.ProviderSecret(c.DDNS.Provider))
-		s.secret = sec
+		sec, err := s.a.store.Secret(config.ProviderSecret(c.DDNS.Provider))
+		st.secret = sec
 		if err != nil {
-			s.secretErr = err.Error()
+			st.secretErr = err.Error()
 		}
 	}
-	return s
+	return st
 }
 
 // acmeDir keeps the ACME account and certificates.
-func (rs *relayService) acmeDir() string { return filepath.Join(rs.a.opts.stateDir, "acme") }
+func (s *acmeService) acmeDir() string { return filepath.Join(s.a.opts.stateDir, "acme") }
 
-// startACME is the certificate source of mode acme-dns: an acmedns
-// Manager that serves fallback (the self-signed certificate) until the
-// CA's certificate is there. It publishes the DNS-01 challenge with the
-// DDNS provider and credential. When the map's pin must change (the
-// trusted certificate starts or stops serving) it rewrites derpmap.json.
-func (rs *relayService) startACME(c config.Config, fallback relay.CertSource) (relay.CertSource, context.CancelFunc, error) {
-	s := rs.acmeSettings(c)
-	if s.secretErr != "" {
-		return nil, nil, errors.New(s.secretErr)
+func (s *acmeService) apply(c config.Config) error {
+	want := s.settingsFor(c)
+	if want == s.settings && (s.m != nil || want == acmeSettings{}) {
+		return nil
 	}
-	if s.provider == config.ProviderNone {
-		return nil, nil, errors.New("no DNS provider is configured to answer the DNS-01 challenge")
+	defer s.a.dmap.changed() // the map's pin may change
+	s.stop()
+	s.settings = want
+	if want == (acmeSettings{}) {
+		s.view.Store(nil)
+		return nil
 	}
-	if s.secret == "" {
-		return nil, nil, fmt.Errorf("%s (The DDNS credential also answers the DNS-01 challenge.)", missingCredential(s.provider))
-	}
-	setup := dnsSetup{d: c.DDNS, secret: s.secret, logf: rs.a.logf}
-	if rs.a.ddns != nil {
-		setup = rs.a.ddns.dnsSetup(c.DDNS, s.secret)
-	}
-	dns, err := newDNSProvider(setup)
+	m, err := s.startManager(c, want)
 	if err != nil {
-		return nil, nil, err
+		s.view.Store(&acmeView{host: want.hostname, err: err.Error()})
+		return fmt.Errorf("ACME DNS-01: %w", err)
+	}
+	s.m = m
+	s.view.Store(&acmeView{m: m, host: want.hostname})
+	return nil
+}
+
+// startManager starts a manager that serves the self-signed certificate
+// until the CA's is there and publishes the DNS-01 challenge with the DDNS
+// provider and credential.
+func (s *acmeService) startManager(c config.Config, st acmeSettings) (*acmedns.Manager, error) {
+	if st.secretErr != "" {
+		return nil, errors.New(st.secretErr)
+	}
+	if st.provider == config.ProviderNone {
+		return nil, errors.New("no DNS provider is configured to answer the DNS-01 challenge")
+	}
+	if st.secret == "" {
+		return nil, fmt.Errorf("%s (The DDNS credential also answers the DNS-01 challenge.)", missingCredential(st.provider))
+	}
+	dns, err := newDNSProvider(s.a.ddns.dnsSetup(c.DDNS, st.secret))
+	if err != nil {
+		return nil, err
+	}
+	fallback, err := s.a.selfSigned(st.hostname)
+	if err != nil {
+		return nil, err
 	}
 	cfg := acmedns.Config{
-		Hostname:  hostname(c),
-		CA:        c.Cert.ACMECA,
-		Email:     s.email,
-		Dir:       rs.acmeDir(),
+		Hostname:  st.hostname,
+		CA:        st.ca,
+		Email:     st.email,
+		Dir:       s.acmeDir(),
 		DNS:       dns,
 		Fallback:  fallback,
 		Resolvers: c.DDNS.Resolvers,
-		Logf:      rs.a.logf,
-		OnChange: func() {
-			if err := rs.a.writeDERPMap(); err != nil {
-				rs.a.logf("%v", err)
-			}
-		},
+		Logf:      s.a.logf,
+		// The trusted certificate started or stopped serving: the
+		// map's pin changes.
+		OnChange: s.a.dmap.changed,
 	}
-	if rs.acmeTweak != nil {
-		rs.acmeTweak(&cfg)
+	if s.a.opts.hooks.acme != nil {
+		s.a.opts.hooks.acme(&cfg)
 	}
 	m, err := acmedns.Start(cfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("starting: %w", err)
+		return nil, fmt.Errorf("starting: %w", err)
 	}
-	return m, m.Close, nil
+	return m, nil
+}
+
+// stop ends the running manager, if any.
+func (s *acmeService) stop() {
+	if s.m != nil {
+		s.view.Store(nil)
+		s.m.Close()
+		s.m = nil
+	}
+}
+
+// close stops the manager; the loop must have stopped.
+func (s *acmeService) close() { s.stop() }
+
+// acmeCert is the relay's certificate source in mode acme-dns: the
+// current manager (which itself serves the self-signed certificate until
+// the CA's arrives), or the self-signed certificate while none runs for
+// the relay's hostname.
+type acmeCert struct {
+	s        *acmeService
+	host     string
+	fallback relay.StaticCert
+}
+
+func (c acmeCert) manager() (*acmedns.Manager, string) {
+	v := c.s.view.Load()
+	switch {
+	case v == nil:
+		return nil, "starting"
+	case v.host != c.host:
+		return nil, "starting for " + c.host
+	case v.m == nil:
+		return nil, v.err
+	}
+	return v.m, ""
+}
+
+func (c acmeCert) GetCertificate(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if m, _ := c.manager(); m != nil {
+		return m.GetCertificate(hi)
+	}
+	return c.fallback.GetCertificate(hi)
+}
+
+func (c acmeCert) CertInfo() relay.CertInfo {
+	m, why := c.manager()
+	if m != nil {
+		return m.CertInfo()
+	}
+	return relay.CertInfo{Mode: string(config.CertACMEDNS), Error: fmt.Sprintf("ACME DNS-01: %s; serving the self-signed certificate meanwhile (the DERP map pins it)", why)}
 }

@@ -54,37 +54,34 @@ func TestACMEDNSMode(t *testing.T) {
 	ca := pebbletest.Start(t, pebbletest.Options{DNSServer: bind.Addr.String(), Logf: logf})
 
 	dir := t.TempDir()
-	a, err := start(options{dev: true, stateDir: dir, derpPort: devbox.FreePort(t), stunPort: devbox.FreePort(t), webuiAddr: "127.0.0.1:0"}, logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.close()
-	a.relay.acmeTweak = func(c *acmedns.Config) {
+	// ddns runs too (same provider): keep its detection on loopback.
+	h, _ := loopbackDDNS(t, bind.Addr, "203.0.113.9")
+	h.acme = func(c *acmedns.Config) {
 		c.TrustedRoots = ca.APIRoots
 		c.Retry = []time.Duration{300 * time.Millisecond}
 		c.PropagationTimeout = 20 * time.Second
 		c.CheckInterval = 100 * time.Millisecond
 	}
-	// ddns runs too (same provider): keep its detection on loopback.
-	loopbackDDNS(t, a, bind.Addr, "203.0.113.9")
+	a, err := start(options{dev: true, stateDir: dir, derpPort: devbox.FreePort(t), stunPort: devbox.FreePort(t), webuiAddr: "127.0.0.1:0", hooks: h}, logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
 
-	if err := a.store.SetSecret(config.SecretTSIG, bind.Secret); err != nil {
-		t.Fatal(err)
-	}
-	c := a.store.Config()
-	c.Hostname = host
-	c.DDNS.Provider = config.ProviderRFC2136
-	c.DDNS.IPv6 = false
-	c.DDNS.RFC2136 = config.RFC2136{Server: bind.Addr.String(), Zone: zone + ".", KeyName: bind.KeyName, KeyAlgorithm: bind.KeyAlgorithm}
-	c.DDNS.Resolvers = []string{bind.Addr.String()}
-	c.Cert.Mode = config.CertACMEDNS
-	c.Cert.ACMECA = ca.DirectoryURL
+	a.setSecret(t, config.SecretTSIG, bind.Secret)
 	saved := time.Now()
-	if err := a.store.Save(c); err != nil {
-		t.Fatal(err)
-	}
+	a.save(t, func(c *config.Config) {
+		c.Hostname = host
+		c.DDNS.Provider = config.ProviderRFC2136
+		c.DDNS.IPv6 = false
+		c.DDNS.RFC2136 = config.RFC2136{Server: bind.Addr.String(), Zone: zone + ".", KeyName: bind.KeyName, KeyAlgorithm: bind.KeyAlgorithm}
+		c.DDNS.Resolvers = []string{bind.Addr.String()}
+		c.Cert.Mode = config.CertACMEDNS
+		c.Cert.ACMECA = ca.DirectoryURL
+	})
+	c := a.store.Config()
 	mapFile := func() string {
-		b, err := os.ReadFile(a.derpMapPath())
+		b, err := os.ReadFile(a.dmap.path())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,6 +89,7 @@ func TestACMEDNSMode(t *testing.T) {
 	}
 
 	t.Run("pinned self-signed meanwhile", func(t *testing.T) {
+		a.awaitMap(t)
 		st := a.relay.status()
 		if st.CertMode != "acme-dns" || !st.CertPinned || !strings.Contains(st.CertError, "serving the self-signed certificate meanwhile") {
 			t.Errorf("relay status: mode %q, pinned %v, error %q", st.CertMode, st.CertPinned, st.CertError)
@@ -138,11 +136,8 @@ func TestACMEDNSMode(t *testing.T) {
 	})
 
 	t.Run("back to self-signed brings the pin back", func(t *testing.T) {
-		c := a.store.Config()
-		c.Cert.Mode = config.CertSelfSigned
-		if err := a.store.Save(c); err != nil {
-			t.Fatal(err)
-		}
+		a.save(t, func(c *config.Config) { c.Cert.Mode = config.CertSelfSigned })
+		a.awaitMap(t)
 		if m := mapFile(); !strings.Contains(m, `"CertName": "sha256-raw:`) {
 			t.Errorf("derpmap.json in self-signed mode has no pin:\n%s", m)
 		}

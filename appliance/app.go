@@ -1,17 +1,21 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/homederp/homederp/appliance/config"
-	"github.com/homederp/homederp/appliance/derpmap"
-	"github.com/homederp/homederp/internal/statefile"
+	"github.com/homederp/homederp/ddns"
+	"github.com/homederp/homederp/ddns/detect"
+	"github.com/homederp/homederp/relay/acmedns"
 	"github.com/homederp/homederp/webui"
 	"tailscale.com/types/logger"
 )
@@ -23,23 +27,42 @@ type options struct {
 	webuiAddr          string         // -dev: the web UI's loopback address, e.g. "127.0.0.1:8080"
 	passwordFile       string         // the web UI password, instead of gokrazy's; "" = gokrazy's
 	logs               *webui.LogRing // the recent log lines the web UI shows; nil for none
+	hooks              hooks
 }
 
-// app wires the services to the config store.
+// hooks point the services' network parts at test servers; nil fields
+// mean the real thing.
+type hooks struct {
+	detector   func(config.DDNS) *detect.Detector // ddns address detection (and probes)
+	verifier   func(config.DDNS) ddns.Verifier    // ddns authoritative checks (and RFC 2136 zone lookup)
+	httpClient *http.Client                       // the Cloudflare API
+	acme       func(*acmedns.Config)              // the ACME manager's configuration (trusted roots, retries)
+}
+
+// app wires the services to the config store. Each service follows the
+// store on its own apply loop (loop.go); start waits for their first
+// applies so that a -dev box prints a running relay.
 type app struct {
 	opts      options
 	logf      logger.Logf
 	store     *config.Store
 	relay     *relayService
+	acme      *acmeService
 	ddns      *ddnsService
+	dmap      *mapWriter
 	peerRelay *peerRelayService
 	portmap   *portmapService
 	traffic   *trafficService
 	webui     *webuiService
 	errc      chan error // a service that stopped on its own
+	closed    chan struct{}
 
-	mu sync.Mutex // serialises writeDERPMap
+	selfSignedMu sync.Mutex // see selfSigned
 }
+
+// startTimeout bounds start's wait for the first applies. Past it the
+// box runs on and the status says which service is still applying.
+const startTimeout = 30 * time.Second
 
 func start(opts options, logf logger.Logf) (*app, error) {
 	store, err := config.Open(opts.stateDir)
@@ -63,52 +86,106 @@ func start(opts options, logf logger.Logf) (*app, error) {
 		}
 	}
 
-	a := &app{opts: opts, logf: logf, store: store, errc: make(chan error, 4)}
-	a.relay = newRelayService(a)
-	if err := a.relay.apply(store.Config()); err != nil {
-		return nil, err
-	}
+	a := &app{opts: opts, logf: logf, store: store, errc: make(chan error, 4), closed: make(chan struct{})}
+	a.dmap = &mapWriter{a: a}
 	a.ddns = newDDNSService(a)
-	a.ddns.apply(store.Config())
-	a.peerRelay = newPeerRelayService(a)
+	a.acme = &acmeService{a: a}
+	a.relay = &relayService{a: a}
 	a.portmap = newPortmapService(a)
-	a.portmap.apply(store.Config())
+	// The loops start once every service exists: they read each other's
+	// published state (the map writer the relay's pin, the relay the
+	// ACME manager, the port mapper ddns's address).
+	a.dmap.loop = startKickedLoop("derpmap", store, logf, mapRetry, a.dmap.apply)
+	a.ddns.loop = startApplyLoop("ddns", store, logf, 0, a.ddns.apply)
+	a.acme.loop = startApplyLoop("acme", store, logf, 0, a.acme.apply)
+	a.relay.loop = startApplyLoop("relay", store, logf, relayRetry, a.relay.apply)
+	a.portmap.loop = startApplyLoop("portmap", store, logf, 0, a.portmap.apply)
+	a.peerRelay = newPeerRelayService(a)
 	a.traffic = startTraffic(a.relay.status)
-	if err := a.writeDERPMap(); err != nil {
-		a.peerRelay.close()
-		a.traffic.close()
-		a.portmap.close()
-		return nil, err
+
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	gen := store.Generation()
+	for _, s := range a.services() {
+		if st, ok := s.loop.wait(ctx, gen); !ok {
+			logf("%s: still applying the configuration after %v", s.name, startTimeout)
+		} else if st.Err != nil && s.name == "relay" {
+			// The box runs on without a relay (the web UI can fix
+			// the setting that fails); the status says why.
+			logf("RELAY PROBLEM: %v", st.Err)
+		}
 	}
-	store.Subscribe(func(c config.Config) {
-		if err := a.relay.apply(c); err != nil {
-			logf("applying the new configuration to the relay: %v", err)
-		}
-		a.ddns.apply(c)
-		a.peerRelay.apply(c)
-		a.portmap.apply(c)
-		if err := a.writeDERPMap(); err != nil {
-			logf("%v", err)
-		}
-	})
 	if err := a.startWebUI(); err != nil {
-		a.peerRelay.close()
-		a.traffic.close()
-		a.portmap.close()
-		a.ddns.close()
-		a.relay.close()
+		a.close()
 		return nil, fmt.Errorf("starting the web UI: %w", err)
 	}
 	return a, nil
 }
 
+// service is one apply loop, named for status and the log.
+type service struct {
+	name string
+	loop *applyLoop
+}
+
+// services lists the apply loops, the relay first.
+func (a *app) services() []service {
+	return []service{
+		{"relay", a.relay.loop},
+		{"acme", a.acme.loop},
+		{"ddns", a.ddns.loop},
+		{"portmap", a.portmap.loop},
+		{"derpmap", a.dmap.loop},
+	}
+}
+
+// applies is what each service last did with the configuration, for the
+// status page.
+func (a *app) applies() []webui.ServiceApply {
+	saved := a.store.Generation()
+	var out []webui.ServiceApply
+	for _, s := range a.services() {
+		st := s.loop.state()
+		sa := webui.ServiceApply{Service: s.name, Generation: st.Gen, Saved: saved, At: st.At, Took: st.Took}
+		if st.Err != nil {
+			sa.Error = st.Err.Error()
+		}
+		out = append(out, sa)
+	}
+	return out
+}
+
+// settled waits until every service has applied generation gen (or a
+// later one), at most until ctx ends.
+func (a *app) settled(ctx context.Context, gen uint64) error {
+	for _, s := range a.services() {
+		if _, ok := s.loop.wait(ctx, gen); !ok {
+			return fmt.Errorf("%s has not applied configuration %d", s.name, gen)
+		}
+	}
+	return nil
+}
+
+// close stops the web UI, then the services' loops, then the services.
+// It never waits on the network for long: each service bounds its own
+// shutdown.
 func (a *app) close() {
+	select {
+	case <-a.closed:
+		return
+	default:
+		close(a.closed)
+	}
 	a.webui.close()
+	for _, s := range a.services() {
+		s.loop.close()
+	}
 	a.peerRelay.close()
 	a.traffic.close()
 	a.portmap.close()
 	a.ddns.close()
 	a.relay.close()
+	a.acme.close()
 }
 
 // hostname is the name the relay serves: the configured one, or before
@@ -120,37 +197,8 @@ func hostname(c config.Config) string {
 	return "homederp"
 }
 
-// derpMapJSON renders the home-region map from the running configuration
-// and the certificate the relay serves.
-func (a *app) derpMapJSON() ([]byte, error) {
-	c := a.store.Config()
-	c.Hostname = hostname(c)
-	return derpmap.JSON(derpmap.Map(c, a.mapOptions()))
-}
-
-func (a *app) derpMapPath() string { return filepath.Join(a.opts.stateDir, "derpmap.json") }
-
-// writeDERPMap keeps a copy of the map in the state directory, where a
-// newcomer (or a script) can pick it up.
-func (a *app) writeDERPMap() error {
-	// Rendering and writing happen under one lock: the map is rewritten
-	// from several goroutines (config changes, ddns, the ACME manager
-	// when the trusted certificate arrives), and a render made before a
-	// change must not land on disk after the render made after it.
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	b, err := a.derpMapJSON()
-	if err != nil {
-		return fmt.Errorf("rendering the DERP map: %w", err)
-	}
-	if err := statefile.Write(a.derpMapPath(), b, 0644); err != nil {
-		return fmt.Errorf("writing the DERP map: %w", err)
-	}
-	return nil
-}
-
-// listenHosts are the addresses the public services bind: loopback in
-// -dev, every address otherwise.
+// listenHosts are the addresses the public services bind: loopback (both
+// families, as the box binds both) in -dev, every address otherwise.
 func (a *app) listenHosts() []string {
 	if a.opts.dev {
 		return []string{"127.0.0.1", "::1"}
@@ -162,14 +210,20 @@ func (a *app) summary() string {
 	c := a.store.Config()
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nhomederp is running in dev mode (loopback only).\n\n")
-	fmt.Fprintf(&b, "  DERP:      https://%s/derp  (TLS, self-signed certificate pinned in the map)\n", net.JoinHostPort(hostname(c), strconv.Itoa(c.Relay.DERPPort)))
-	var stun []string
+	port := strconv.Itoa(c.Relay.DERPPort)
+	var derp, stun []string
 	for _, h := range a.listenHosts() {
+		derp = append(derp, "tcp "+net.JoinHostPort(h, port))
 		stun = append(stun, "udp "+net.JoinHostPort(h, strconv.Itoa(c.Relay.STUNPort)))
 	}
+	fmt.Fprintf(&b, "  DERP:      https://%s/derp  (TLS, self-signed certificate pinned in the map)\n", net.JoinHostPort(hostname(c), port))
+	fmt.Fprintf(&b, "             on %s\n", strings.Join(derp, ", "))
+	if st := a.relay.loop.state(); st.Err != nil {
+		fmt.Fprintf(&b, "             NOT RUNNING: %v\n", st.Err)
+	}
 	fmt.Fprintf(&b, "  STUN:      %s\n", strings.Join(stun, ", "))
-	fmt.Fprintf(&b, "  DERP map:  %s\n", a.derpMapPath())
-	fmt.Fprintf(&b, "             (also served at https://%s/derpmap.json)\n", net.JoinHostPort(hostname(c), strconv.Itoa(c.Relay.DERPPort)))
+	fmt.Fprintf(&b, "  DERP map:  %s\n", a.dmap.path())
+	fmt.Fprintf(&b, "             (also served at https://%s/derpmap.json)\n", net.JoinHostPort(hostname(c), port))
 	fmt.Fprintf(&b, "  web UI:    %s  (user gokrazy, password %s)\n", a.webui.url(), a.webui.password)
 	fmt.Fprintf(&b, "  state:     %s\n\n", a.opts.stateDir)
 	fmt.Fprintf(&b, "Paste the map's region into a Tailscale policy file's \"derpMap\" or a headscale\n")

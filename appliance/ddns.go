@@ -5,37 +5,33 @@ import (
 	"net/http"
 	"net/netip"
 	"reflect"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/homederp/homederp/appliance/config"
-	"github.com/homederp/homederp/appliance/derpmap"
 	"github.com/homederp/homederp/ddns"
 	"github.com/homederp/homederp/ddns/authdns"
 	"github.com/homederp/homederp/ddns/detect"
 )
 
 // ddnsService runs the DNS updater for the current configuration and
-// secrets, and restarts it when either changes.
+// secrets, and restarts it when either changes. apply runs on the
+// service's loop only; readers see the published view.
 type ddnsService struct {
-	a *app
-	// newDetector and newVerifier build the updater's network parts;
-	// tests replace them to point at loopback servers.
+	a    *app
+	loop *applyLoop
+	// newDetector and newVerifier build the updater's network parts
+	// (options.hooks point them at loopback servers in tests).
 	newDetector func(config.DDNS) *detect.Detector
 	newVerifier func(config.DDNS) ddns.Verifier
 	httpClient  *http.Client // DNS provider APIs; nil = apiclient's default
 
-	mu      sync.Mutex // serialises apply and close
+	// Owned by apply.
 	last    ddnsSettings
 	started bool
 	cancel  context.CancelFunc
 	done    chan struct{}
 
-	// view is what readers see. It is swapped atomically so that Status
-	// never waits for mu: the updater's OnChange re-renders the DERP map,
-	// which reads Status, while apply may hold mu waiting for the updater
-	// to stop.
 	view atomic.Pointer[ddnsView]
 }
 
@@ -53,7 +49,14 @@ type ddnsSettings struct {
 }
 
 func newDDNSService(a *app) *ddnsService {
-	return &ddnsService{a: a, newDetector: defaultDetector, newVerifier: defaultVerifier}
+	s := &ddnsService{a: a, newDetector: defaultDetector, newVerifier: defaultVerifier, httpClient: a.opts.hooks.httpClient}
+	if h := a.opts.hooks; h.detector != nil {
+		s.newDetector = h.detector
+	}
+	if h := a.opts.hooks; h.verifier != nil {
+		s.newVerifier = h.verifier
+	}
+	return s
 }
 
 func defaultDetector(d config.DDNS) *detect.Detector {
@@ -76,9 +79,10 @@ func defaultVerifier(d config.DDNS) ddns.Verifier {
 	return c
 }
 
-// apply starts, restarts or stops the updater for c. It never blocks on
-// the network: checks run in the updater's goroutine.
-func (s *ddnsService) apply(c config.Config) {
+// apply starts, restarts or stops the updater for c. Checks run in the
+// updater's goroutine; only stopping a running updater waits (briefly)
+// for its check to end.
+func (s *ddnsService) apply(c config.Config) error {
 	want := ddnsSettings{hostname: c.Hostname, d: c.DDNS}
 	if c.DDNS.Provider != config.ProviderNone {
 		sec, err := s.a.store.Secret(config.ProviderSecret(c.DDNS.Provider))
@@ -87,27 +91,25 @@ func (s *ddnsService) apply(c config.Config) {
 		}
 		want.secret = sec
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.started && reflect.DeepEqual(want, s.last) {
-		return
+		return nil
 	}
-	s.stopLocked()
+	s.stop()
 	s.started, s.last = true, want
 	s.view.Store(&ddnsView{last: want})
 	if want.d.Provider == config.ProviderNone || want.hostname == "" {
-		return
+		return nil
 	}
 	if want.secret == "" {
 		s.view.Store(&ddnsView{last: want, problem: missingCredential(want.d.Provider)})
-		return
+		return nil
 	}
 	verifier := s.newVerifier(want.d)
 	det := s.newDetector(want.d)
 	p, err := newDNSProvider(dnsSetup{d: want.d, secret: want.secret, http: s.httpClient, logf: s.a.logf, zones: verifier})
 	if err != nil {
 		s.view.Store(&ddnsView{last: want, problem: err.Error()})
-		return
+		return err
 	}
 	u, err := ddns.New(ddns.Config{
 		Hostname:     want.hostname,
@@ -121,17 +123,13 @@ func (s *ddnsService) apply(c config.Config) {
 		Interval:     time.Duration(want.d.Interval),
 		StateDir:     s.a.opts.stateDir,
 		Logf:         s.a.logf,
-		OnChange: func(ddns.Status) {
-			// NoIPv4 changed: the map must say "IPv4": "none" (or stop
-			// saying it).
-			if err := s.a.writeDERPMap(); err != nil {
-				s.a.logf("%v", err)
-			}
-		},
+		// NoIPv4 changed: the map must say "IPv4": "none" (or stop
+		// saying it).
+		OnChange: func(ddns.Status) { s.a.dmap.changed() },
 	})
 	if err != nil {
 		s.view.Store(&ddnsView{last: want, problem: err.Error()})
-		return
+		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -141,12 +139,13 @@ func (s *ddnsService) apply(c config.Config) {
 		defer close(done)
 		u.Run(ctx)
 	}()
+	return nil
 }
 
-// stopLocked stops a running updater and waits for it, at most 10 s:
-// every network call of a check follows the context, so it ends in well
-// under a second, but a config save must never hang on it.
-func (s *ddnsService) stopLocked() {
+// stop stops a running updater and waits for it, at most 10 s: every
+// network call of a check follows the context, so it ends in well under
+// a second, but the service must never hang on it.
+func (s *ddnsService) stop() {
 	if s.cancel == nil {
 		return
 	}
@@ -162,11 +161,8 @@ func (s *ddnsService) stopLocked() {
 	}
 }
 
-func (s *ddnsService) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stopLocked()
-}
+// close stops the updater; the loop must have stopped.
+func (s *ddnsService) close() { s.stop() }
 
 // Status is what the web UI shows about dynamic DNS.
 func (s *ddnsService) Status() ddns.Status {
@@ -209,14 +205,4 @@ func (s *ddnsService) checkCredential(ctx context.Context, c config.Config, secr
 		return err
 	}
 	return ddns.ClassifyCheck(checkDNSProvider(ctx, p, c.Hostname))
-}
-
-// mapOptions are the DERP map options from every service: the relay's
-// certificate pin and ddns's "no public IPv4".
-func (a *app) mapOptions() derpmap.Options {
-	o := a.relay.mapOptions()
-	if a.ddns != nil {
-		o.NoIPv4 = a.ddns.Status().NoIPv4
-	}
-	return o
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/homederp/homederp/ddns/cloudflaretest"
 	"github.com/homederp/homederp/ddns/ddnstest"
 	"github.com/homederp/homederp/ddns/detect"
-	"github.com/homederp/homederp/internal/devbox"
 	"github.com/homederp/homederp/internal/testwait"
 )
 
@@ -28,29 +27,22 @@ import (
 // without public IPv4 turns the DERP map's IPv4 to "none", and removing the
 // token stops it.
 func TestDDNSService(t *testing.T) {
-	derpPort, stunPort := devbox.FreePort(t), devbox.FreePort(t)
-	dir := t.TempDir()
-	a, err := start(options{dev: true, stateDir: dir, derpPort: derpPort, stunPort: stunPort, webuiAddr: "127.0.0.1:0"}, t.Logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.close()
-
 	fake := cloudflaretest.New(t, cloudflaretest.Options{})
 	fake.AddZone("example.com")
 	dnsAddr := fake.StartDNS(t, cloudflaretest.DNSOptions{})
 	token := fake.AddToken(cloudflaretest.Token{})
-	setPublic := loopbackDDNS(t, a, dnsAddr, "203.0.113.9")
-	a.ddns.httpClient = fake.Client()
+	h, setPublic := loopbackDDNS(t, dnsAddr, "203.0.113.9")
+	h.httpClient = fake.Client()
+	dir := t.TempDir()
+	a := startDev(t, options{stateDir: dir, hooks: h})
 	ctx := context.Background()
 
+	a.save(t, func(c *config.Config) {
+		c.Hostname = "derp.example.com"
+		c.DDNS.Provider = config.ProviderCloudflare
+		c.DDNS.IPv6 = false
+	})
 	c := a.store.Config()
-	c.Hostname = "derp.example.com"
-	c.DDNS.Provider = config.ProviderCloudflare
-	c.DDNS.IPv6 = false
-	if err := a.store.Save(c); err != nil {
-		t.Fatal(err)
-	}
 	if st := a.ddns.Status(); !st.Enabled || !strings.Contains(st.LastError, "No Cloudflare API token") {
 		t.Errorf("without a token: got %+v, want enabled with a plain error", st)
 	}
@@ -61,9 +53,7 @@ func TestDDNSService(t *testing.T) {
 	if err := a.ddns.checkCredential(ctx, c, token); err != nil {
 		t.Fatalf("checkCredential(good token): %v", err)
 	}
-	if err := a.store.SetSecret(config.SecretCloudflareToken, token); err != nil {
-		t.Fatal(err)
-	}
+	a.setSecret(t, config.SecretCloudflareToken, token)
 	testwait.For(t, 20*time.Second, "the A record", func() error {
 		if st := a.ddns.Status(); len(st.ServedA) != 1 || st.ServedA[0] != netip.MustParseAddr("203.0.113.9") {
 			return fmt.Errorf("served A: %v, want [203.0.113.9]", st.ServedA)
@@ -91,9 +81,7 @@ func TestDDNSService(t *testing.T) {
 	}
 
 	// Removing the token stops the updater.
-	if err := a.store.SetSecret(config.SecretCloudflareToken, ""); err != nil {
-		t.Fatal(err)
-	}
+	a.setSecret(t, config.SecretCloudflareToken, "")
 	if st := a.ddns.Status(); !strings.Contains(st.LastError, "No Cloudflare API token") {
 		t.Errorf("after removing the token: got %+v", st)
 	}
@@ -105,10 +93,10 @@ func TestDDNSService(t *testing.T) {
 	}
 }
 
-// loopbackDDNS points a's ddns detection at loopback STUN and whoami
-// servers, which see public as the line's address until setPublic changes
-// it, and its verifier at the DNS server dnsAddr.
-func loopbackDDNS(t *testing.T, a *app, dnsAddr netip.AddrPort, public string) (setPublic func(ip string)) {
+// loopbackDDNS returns hooks that point ddns detection at loopback STUN
+// and whoami servers, which see public as the line's address until
+// setPublic changes it, and its verifier at the DNS server dnsAddr.
+func loopbackDDNS(t *testing.T, dnsAddr netip.AddrPort, public string) (h hooks, setPublic func(ip string)) {
 	t.Helper()
 	stun1, stun2 := ddnstest.StartSTUN(t, nil), ddnstest.StartSTUN(t, nil)
 	who := ddnstest.StartWhoami(t, ddnstest.WhoamiOptions{})
@@ -119,7 +107,7 @@ func loopbackDDNS(t *testing.T, a *app, dnsAddr netip.AddrPort, public string) (
 		who.Report(netip.MustParseAddr(ip))
 	}
 	setPublic(public)
-	a.ddns.newDetector = func(config.DDNS) *detect.Detector {
+	h.detector = func(config.DDNS) *detect.Detector {
 		return &detect.Detector{
 			STUN:      []string{stun1.Addr.String(), stun2.Addr.String()},
 			Whoami:    []detect.WhoamiServer{who.DoT()},
@@ -128,8 +116,8 @@ func loopbackDDNS(t *testing.T, a *app, dnsAddr netip.AddrPort, public string) (
 			Gateway:   func() (netip.Addr, bool) { return netip.Addr{}, false },
 		}
 	}
-	a.ddns.newVerifier = func(config.DDNS) ddns.Verifier {
+	h.verifier = func(config.DDNS) ddns.Verifier {
 		return &authdns.Checker{Resolvers: []netip.AddrPort{dnsAddr}, Port: dnsAddr.Port(), Timeout: time.Second}
 	}
-	return setPublic
+	return h, setPublic
 }

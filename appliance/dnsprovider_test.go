@@ -12,7 +12,6 @@ import (
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/ddns/alidnstest"
 	"github.com/homederp/homederp/ddns/tencentcloudtest"
-	"github.com/homederp/homederp/internal/devbox"
 	"github.com/homederp/homederp/internal/testwait"
 )
 
@@ -55,22 +54,17 @@ func TestDDNSServiceKeyPairs(t *testing.T) {
 		}},
 	} {
 		t.Run(tt.provider, func(t *testing.T) {
-			a, err := start(options{dev: true, stateDir: t.TempDir(), derpPort: devbox.FreePort(t), stunPort: devbox.FreePort(t), webuiAddr: "127.0.0.1:0"}, t.Logf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.close()
 			f := tt.start(t)
-			loopbackDDNS(t, a, f.dnsAddr, "203.0.113.9")
-			a.ddns.httpClient = f.client
+			h, _ := loopbackDDNS(t, f.dnsAddr, "203.0.113.9")
+			h.httpClient = f.client
+			a := startDev(t, options{hooks: h})
 
+			a.save(t, func(c *config.Config) {
+				c.Hostname = "derp.example.com"
+				c.DDNS.Provider = tt.provider
+				c.DDNS.IPv6 = false
+			})
 			c := a.store.Config()
-			c.Hostname = "derp.example.com"
-			c.DDNS.Provider = tt.provider
-			c.DDNS.IPv6 = false
-			if err := a.store.Save(c); err != nil {
-				t.Fatal(err)
-			}
 			if st := a.ddns.Status(); !strings.Contains(st.LastError, tt.missing) || st.Provider != config.ProviderName(tt.provider) {
 				t.Errorf("without a key: got %+v, want %q", st, tt.missing)
 			}
@@ -85,9 +79,7 @@ func TestDDNSServiceKeyPairs(t *testing.T) {
 			if f.writes() != 0 {
 				t.Errorf("checking wrote %d records", f.writes())
 			}
-			if err := a.store.SetSecret(config.ProviderSecret(tt.provider), f.key.Encode()); err != nil {
-				t.Fatal(err)
-			}
+			a.setSecret(t, config.ProviderSecret(tt.provider), f.key.Encode())
 			testwait.For(t, 20*time.Second, "the A record", func() error {
 				if st := a.ddns.Status(); len(st.ServedA) != 1 || st.ServedA[0] != netip.MustParseAddr("203.0.113.9") {
 					return fmt.Errorf("served A: %v (%s)", st.ServedA, st.LastError)

@@ -25,29 +25,28 @@ const peerRelayRecheck = 30 * time.Second
 // has had the relay on once in this run, so that a tailscaled whose peer
 // relay someone set by hand (or a developer's, under -dev) is not turned
 // off by a switch nobody touched.
+//
+// Like the other services it follows the store on its own goroutine
+// (see loop.go), but it also looks again every peerRelayRecheck whatever
+// changed, so it keeps its own loop.
 type peerRelayService struct {
-	a    *app
-	kick chan struct{} // a configuration change
-	stop chan struct{}
-	wg   sync.WaitGroup
+	a       *app
+	changes <-chan struct{} // the store's changes
+	unwatch func()
+	stop    chan struct{}
+	wg      sync.WaitGroup
 }
 
 func newPeerRelayService(a *app) *peerRelayService {
-	ps := &peerRelayService{a: a, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	changes, unwatch := a.store.Watch()
+	ps := &peerRelayService{a: a, changes: changes, unwatch: unwatch, stop: make(chan struct{})}
 	ps.wg.Add(1)
 	go func() {
 		defer ps.wg.Done()
+		defer ps.unwatch()
 		ps.loop()
 	}()
 	return ps
-}
-
-// apply notes a configuration change; the loop acts on it.
-func (ps *peerRelayService) apply(config.Config) {
-	select {
-	case ps.kick <- struct{}{}:
-	default: // a pass is pending already; it reads the newest config
-	}
 }
 
 func (ps *peerRelayService) loop() {
@@ -72,7 +71,7 @@ func (ps *peerRelayService) loop() {
 		select {
 		case <-ps.stop:
 			return
-		case <-ps.kick:
+		case <-ps.changes: // a pass reads the newest configuration
 		case <-t.C:
 		}
 	}

@@ -14,6 +14,7 @@ import (
 // configuration. In -dev it does nothing: the relay listens on loopback.
 type portmapService struct {
 	a       *app
+	loop    *applyLoop
 	m       *portmap.Mapper // nil in -dev or when the mapper could not start
 	problem string          // why m is nil
 	cancel  context.CancelFunc
@@ -49,10 +50,10 @@ func newPortmapService(a *app) *portmapService {
 
 // apply tells the mapper the ports (DERP unless a reverse proxy takes
 // it, STUN, and the peer relay's when it is on) and whether to ask for
-// them; it acts at once, in its own goroutine.
-func (s *portmapService) apply(c config.Config) {
+// them; the mapper acts on it in its own goroutine.
+func (s *portmapService) apply(c config.Config) error {
 	if s.m == nil {
-		return
+		return nil
 	}
 	var ports []portmap.Port
 	if !c.ReverseProxy.Enabled {
@@ -65,6 +66,7 @@ func (s *portmapService) apply(c config.Config) {
 		ports = append(ports, portmap.Port{Proto: "udp", Port: uint16(p), What: "peer relay"})
 	}
 	s.m.Set(portmap.Config{Enabled: c.PortMapping.Enabled, Ports: ports, Hostname: hostname(c)})
+	return nil
 }
 
 // status is what the web UI shows about the router.

@@ -215,7 +215,7 @@ func startBox(t *testing.T, b *routerbed.Bed, bin string) *netBox {
 		}
 		return err == nil && resp.StatusCode == http.StatusOK
 	})
-	ss, err := relay.SelfSigned(filepath.Join(dir, "certs"), c.Hostname, time.Now())
+	ss, err := relay.SelfSigned(filepath.Join(dir, "certs"), c.Hostname, time.Now(), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}

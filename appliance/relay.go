@@ -3,51 +3,56 @@ package main
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/appliance/derpmap"
 	"github.com/homederp/homederp/relay"
-	"github.com/homederp/homederp/relay/acmedns"
 )
 
-// manualCertPoll is how often the manual certificate files are checked
-// for changes.
-const manualCertPoll = 5 * time.Second
+const (
+	// manualCertPoll is how often the manual certificate files are
+	// checked for changes.
+	manualCertPoll = 5 * time.Second
+	// relayRetry is how soon a relay that could not start (a port
+	// another program holds) tries the same configuration again.
+	relayRetry = 15 * time.Second
+)
 
 // relayService runs the relay for the current configuration. A new
 // hostname or port needs new listeners and so a new relay; everything
 // else (certificate mode, verify-clients, mesh, rate limits) is applied
 // to the running relay, mostly without disconnecting anyone (see
 // relay.Apply for the exceptions).
+//
+// apply runs on the service's loop only; readers (status, metrics, the
+// DERP map) see the published view and never wait for an apply.
 type relayService struct {
-	a *app
+	a    *app
+	loop *applyLoop
 
-	// acmeSource supplies the certificate for cert mode acme-dns: an
-	// acmedns.Manager (startACME) serving fallback, the self-signed
-	// certificate, until the CA's is there; stop ends it. If it fails to
-	// start, the mode serves the self-signed certificate and says why.
-	acmeSource func(c config.Config, fallback relay.CertSource) (src relay.CertSource, stop context.CancelFunc, err error)
-	// acmeTweak adjusts the ACME manager's configuration; tests point it
-	// at their CA (trusted roots, faster retries).
-	acmeTweak func(*acmedns.Config)
+	// Owned by apply.
+	srv       *relay.Server
+	listen    listenSettings
+	certs     certSettings
+	stopCerts context.CancelFunc // stops the manual certificate poller
 
-	mu         sync.Mutex
-	srv        *relay.Server
-	listen     listenSettings
-	certs      certSettings
-	stopCerts  context.CancelFunc // stops the manual certificate poller
-	meshErr    string             // a mesh problem the relay cannot see (a bad mesh key)
-	certSrcErr string             // why the wanted certificate source could not be set up
-	startErr   string             // why the relay is not running, after a failed start
+	view atomic.Pointer[relayView]
+}
+
+// relayView is what readers see of the relay.
+type relayView struct {
+	srv      *relay.Server // nil while no relay runs
+	meshErr  string        // a mesh problem the relay cannot see (a bad mesh key)
+	startErr string        // why no relay runs, after a failed start
 }
 
 // listenSettings are the config fields that need new listeners.
@@ -60,29 +65,28 @@ type listenSettings struct {
 type certSettings struct {
 	hostname string
 	mode     config.CertMode
-	acmeCA   string
-	acme     acmeSettings // the rest of what mode acme-dns depends on
-}
-
-func newRelayService(a *app) *relayService {
-	rs := &relayService{a: a}
-	rs.acmeSource = rs.startACME
-	return rs
 }
 
 func (rs *relayService) certDir() string { return filepath.Join(rs.a.opts.stateDir, "certs") }
 
-func (rs *relayService) apply(c config.Config) error {
+func (rs *relayService) apply(c config.Config) (err error) {
+	// The map follows every apply, successful or not: it shows the
+	// saved configuration and the certificate now served.
+	defer rs.a.dmap.changed()
 	listen := listenSettings{hostname(c), c.Relay.DERPPort, c.Relay.STUNPort}
-	certs := certSettings{hostname(c), c.Cert.Mode, c.Cert.ACMECA, rs.acmeSettings(c)}
+	certs := certSettings{hostname(c), c.Cert.Mode}
 	policy, meshErr := rs.policy(c)
-
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	rs.meshErr = meshErr
 	if meshErr != "" {
 		rs.a.logf("relay: %s", meshErr)
 	}
+	defer func() {
+		v := &relayView{srv: rs.srv, meshErr: meshErr}
+		if rs.srv == nil && err != nil {
+			v.startErr = err.Error()
+		}
+		rs.view.Store(v)
+	}()
+
 	if rs.srv != nil && listen == rs.listen {
 		if certs != rs.certs {
 			src, stop, err := rs.certSource(c)
@@ -103,34 +107,34 @@ func (rs *relayService) apply(c config.Config) error {
 	if err != nil {
 		return err
 	}
-	var stunAddrs []string
-	hosts := rs.a.listenHosts()
-	for _, h := range hosts {
-		stunAddrs = append(stunAddrs, net.JoinHostPort(h, strconv.Itoa(listen.stunPort)))
-	}
 	if rs.srv != nil {
+		// Readers stop seeing the old relay before it closes.
+		rs.view.Store(&relayView{meshErr: meshErr, startErr: "restarting for new listeners"})
 		rs.srv.Close()
 		rs.srv = nil
 	}
-	srv, err := rs.start(listen, hosts, stunAddrs, src, policy)
+	srv, err := rs.start(listen, src, policy)
 	if err != nil {
 		stop()
-		// The saved configuration stands (the map follows it); say
-		// plainly that the relay is down and why, until a new
-		// configuration starts it.
-		rs.startErr = err.Error()
+		// The saved configuration stands (the map follows it); the
+		// status says plainly that the relay is down and why, and
+		// the loop tries again (the port may be freed).
 		return err
 	}
-	rs.startErr = ""
 	rs.replaceCertPoller(stop)
 	rs.srv, rs.listen, rs.certs = srv, listen, certs
 	return nil
 }
 
-func (rs *relayService) start(listen listenSettings, hosts, stunAddrs []string, src relay.CertSource, policy relay.Policy) (*relay.Server, error) {
+func (rs *relayService) start(listen listenSettings, src relay.CertSource, policy relay.Policy) (*relay.Server, error) {
+	var derpAddrs, stunAddrs []string
+	for _, h := range rs.a.listenHosts() {
+		derpAddrs = append(derpAddrs, net.JoinHostPort(h, strconv.Itoa(listen.derpPort)))
+		stunAddrs = append(stunAddrs, net.JoinHostPort(h, strconv.Itoa(listen.stunPort)))
+	}
 	srv, err := relay.New(relay.Config{
 		Hostname:  listen.hostname,
-		DERPAddr:  net.JoinHostPort(hosts[0], strconv.Itoa(listen.derpPort)),
+		DERPAddrs: derpAddrs,
 		STUNAddrs: stunAddrs,
 		KeyPath:   filepath.Join(rs.a.opts.stateDir, "derper.key"),
 		Certs:     src,
@@ -141,11 +145,17 @@ func (rs *relayService) start(listen listenSettings, hosts, stunAddrs []string, 
 		return nil, err
 	}
 	if err := srv.Start(); err != nil {
+		srv.Close()
 		return nil, err
 	}
 	go func() {
+		// Err is closed when srv closes, which ends this goroutine
+		// with the relay.
 		if err, ok := <-srv.Err(); ok {
-			rs.a.errc <- err
+			select {
+			case rs.a.errc <- err:
+			default:
+			}
 		}
 	}()
 	return srv, nil
@@ -162,9 +172,9 @@ func (rs *relayService) replaceCertPoller(stop context.CancelFunc) {
 // whatever the source runs in the background.
 func (rs *relayService) certSource(c config.Config) (src relay.CertSource, stop context.CancelFunc, err error) {
 	host := hostname(c)
-	selfSigned, err := relay.SelfSigned(rs.certDir(), host, time.Now())
+	selfSigned, err := rs.a.selfSigned(host)
 	if err != nil {
-		return nil, nil, fmt.Errorf("self-signed certificate: %w", err)
+		return nil, nil, err
 	}
 	noop := func() {}
 	switch c.Cert.Mode {
@@ -174,28 +184,25 @@ func (rs *relayService) certSource(c config.Config) (src relay.CertSource, stop 
 		go m.Run(ctx, manualCertPoll)
 		return m, cancel, nil
 	case config.CertACMEDNS:
-		src, stop, err := rs.acmeSource(c, selfSigned)
-		if err == nil {
-			return src, stop, nil
-		}
-		return fallbackCert{selfSigned, relay.CertInfo{Mode: string(c.Cert.Mode), Error: fmt.Sprintf("ACME DNS-01: %v; serving the self-signed certificate meanwhile (the DERP map pins it)", err)}}, noop, nil
+		return acmeCert{rs.a.acme, host, selfSigned}, noop, nil
 	default:
 		return selfSigned, noop, nil
 	}
 }
 
-// fallbackCert serves the self-signed certificate in place of the one
-// the configuration asks for, and says why.
-type fallbackCert struct {
-	relay.StaticCert
-	info relay.CertInfo
+// selfSigned is the self-signed certificate for host, made on first use.
+// The relay and the ACME manager (its fallback) both ask for it, from
+// their own loops; one at a time, so that they never make two different
+// certificates for one name (the map pins one of them).
+func (a *app) selfSigned(host string) (relay.StaticCert, error) {
+	a.selfSignedMu.Lock()
+	defer a.selfSignedMu.Unlock()
+	ss, err := relay.SelfSigned(filepath.Join(a.opts.stateDir, "certs"), host, time.Now(), a.logf)
+	if err != nil {
+		return relay.StaticCert{}, fmt.Errorf("self-signed certificate: %w", err)
+	}
+	return ss, nil
 }
-
-func (f fallbackCert) GetCertificate(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return f.StaticCert.GetCertificate(hi)
-}
-
-func (f fallbackCert) CertInfo() relay.CertInfo { return f.info }
 
 // policy translates the configuration (and the mesh key secret) into the
 // relay's policy. A problem with the mesh key turns the mesh off and is
@@ -250,13 +257,18 @@ func (rs *relayService) policy(c config.Config) (p relay.Policy, meshErr string)
 	return p, meshErr
 }
 
+// current is the relay readers see, or nil.
+func (rs *relayService) current() *relayView {
+	if v := rs.view.Load(); v != nil {
+		return v
+	}
+	return &relayView{startErr: "not started yet"}
+}
+
 // mapOptions says how the emitted map must treat the current certificate.
 func (rs *relayService) mapOptions() derpmap.Options {
-	rs.mu.Lock()
-	srv := rs.srv
-	rs.mu.Unlock()
 	var o derpmap.Options
-	if srv != nil {
+	if srv := rs.current().srv; srv != nil {
 		o.PinnedCert = srv.PinnedCert()
 	}
 	return o
@@ -264,15 +276,13 @@ func (rs *relayService) mapOptions() derpmap.Options {
 
 // status is the relay's status for the web UI.
 func (rs *relayService) status() relay.Status {
-	rs.mu.Lock()
-	srv, meshErr, startErr := rs.srv, rs.meshErr, rs.startErr
-	rs.mu.Unlock()
-	if srv == nil {
-		return relay.Status{Error: "the relay is not running: " + cmp.Or(startErr, "not started yet")}
+	v := rs.current()
+	if v.srv == nil {
+		return relay.Status{Error: "the relay is not running: " + cmp.Or(v.startErr, "not started yet")}
 	}
-	st := srv.Status()
-	if meshErr != "" {
-		st.MeshError = meshErr
+	st := v.srv.Status()
+	if v.meshErr != "" {
+		st.MeshError = v.meshErr
 	}
 	return st
 }
@@ -281,9 +291,7 @@ func (rs *relayService) status() relay.Status {
 // web UI to mount on the LAN.
 func (rs *relayService) metricsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rs.mu.Lock()
-		srv := rs.srv
-		rs.mu.Unlock()
+		srv := rs.current().srv
 		if srv == nil {
 			http.Error(w, "the relay is not running", http.StatusServiceUnavailable)
 			return
@@ -292,9 +300,22 @@ func (rs *relayService) metricsHandler() http.Handler {
 	})
 }
 
+// awaitApply waits at most until ctx ends for the relay to apply
+// configuration gen and says what it did: nil when it runs with it.
+func (rs *relayService) awaitApply(ctx context.Context, gen uint64) error {
+	st, ok := rs.loop.wait(ctx, gen)
+	switch {
+	case !ok:
+		return errors.New("the relay is still applying the configuration")
+	case st.Err != nil:
+		return st.Err
+	}
+	return nil
+}
+
+// close stops the relay; its loop must have stopped.
 func (rs *relayService) close() {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
+	rs.view.Store(&relayView{startErr: "stopped"})
 	if rs.srv != nil {
 		rs.srv.Close()
 		rs.srv = nil

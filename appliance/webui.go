@@ -62,6 +62,8 @@ func (a *app) startWebUI() error {
 		DDNSStatus:         a.ddns.Status,
 		PortMapStatus:      a.portmap.status,
 		Traffic:            a.traffic.h.Samples,
+		Applies:            a.applies,
+		AwaitRelay:         a.relay.awaitApply,
 		Metrics:            a.relay.metricsHandler(),
 		MapOptions:         a.mapOptions,
 		CheckDNSCredential: a.ddns.checkCredential,

@@ -61,13 +61,16 @@ func TestDevWebUI(t *testing.T) {
 	}
 	var st struct {
 		Hostname string
-		Relay    struct{ DERPAddr, CertMode string }
-		Logs     []webui.LogLine
+		Relay    struct {
+			DERPAddrs []string
+			CertMode  string
+		}
+		Logs []webui.LogLine
 	}
 	if err := json.Unmarshal([]byte(body), &st); err != nil {
 		t.Fatal(err)
 	}
-	if st.Hostname != "localhost" || !strings.HasSuffix(st.Relay.DERPAddr, ":"+itoa(derpPort)) || st.Relay.CertMode != "self-signed" {
+	if st.Hostname != "localhost" || strings.Join(st.Relay.DERPAddrs, " ") != "127.0.0.1:"+itoa(derpPort)+" [::1]:"+itoa(derpPort) || st.Relay.CertMode != "self-signed" {
 		t.Errorf("status JSON: %+v", st)
 	}
 	sawRelay := false

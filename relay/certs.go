@@ -9,6 +9,8 @@ import (
 	"net"
 	"slices"
 	"time"
+
+	"tailscale.com/types/logger"
 )
 
 // CertSource supplies the relay's TLS certificate. The relay asks on
@@ -193,8 +195,8 @@ func issuerName(c *x509.Certificate) string {
 
 // SelfSigned returns the source for the self-signed certificate of
 // hostname kept in dir (see LoadOrCreateSelfSigned).
-func SelfSigned(dir, hostname string, now time.Time) (StaticCert, error) {
-	c, err := LoadOrCreateSelfSigned(dir, hostname, now)
+func SelfSigned(dir, hostname string, now time.Time, logf logger.Logf) (StaticCert, error) {
+	c, err := LoadOrCreateSelfSigned(dir, hostname, now, logf)
 	if err != nil {
 		return StaticCert{}, err
 	}

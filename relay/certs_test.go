@@ -153,7 +153,7 @@ func TestManualCertReloadKeepsClients(t *testing.T) {
 func TestManualCertFallsBackUntilFilesExist(t *testing.T) {
 	dir := t.TempDir()
 	certDir := filepath.Join(dir, "manual")
-	ss, err := SelfSigned(filepath.Join(dir, "certs"), "localhost", time.Now())
+	ss, err := SelfSigned(filepath.Join(dir, "certs"), "localhost", time.Now(), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestSetCertSourceKeepsClients(t *testing.T) {
 	before := accepts(tr.srv)
 
 	// A self-signed manual pair: the map must then pin it.
-	other, err := LoadOrCreateSelfSigned(t.TempDir(), "localhost", time.Now())
+	other, err := LoadOrCreateSelfSigned(t.TempDir(), "localhost", time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func startRelayWith(t testing.TB, dir string, o relayOpts) *testRelay {
 	if o.logf == nil {
 		o.logf = t.Logf
 	}
-	ss, err := SelfSigned(filepath.Join(dir, "certs"), o.host, time.Now())
+	ss, err := SelfSigned(filepath.Join(dir, "certs"), o.host, time.Now(), o.logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func startRelayWith(t testing.TB, dir string, o relayOpts) *testRelay {
 	tr := &testRelay{cert: ss.Cert}
 	srv, err := New(Config{
 		Hostname:  o.host,
-		DERPAddr:  "127.0.0.1:0",
+		DERPAddrs: []string{"127.0.0.1:0"},
 		STUNAddrs: []string{"127.0.0.1:0", "[::1]:0"},
 		KeyPath:   filepath.Join(dir, "derper.key"),
 		Certs:     o.certs,

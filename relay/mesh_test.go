@@ -3,6 +3,7 @@ package relay
 import (
 	"bufio"
 	"context"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -199,7 +200,10 @@ func TestMeshInteropUpstreamDerper(t *testing.T) {
 	derper := buildDerper(t)
 	dir := t.TempDir()
 	ours := startRelayWith(t, dir, relayOpts{host: "127.0.0.1", policy: Policy{MeshKey: testMeshKey}})
-	ourCert := filepath.Join(dir, "certs", "self-signed-127.0.0.1.crt")
+	ourCert := filepath.Join(t.TempDir(), "ours.crt")
+	if err := os.WriteFile(ourCert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ours.cert.Certificate[0]}), 0644); err != nil {
+		t.Fatal(err)
+	}
 
 	udir := t.TempDir()
 	keyFile := filepath.Join(udir, "mesh.key")

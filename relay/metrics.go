@@ -28,8 +28,10 @@ func (s *Server) Status() Status {
 		ConnsAccepted:         s.accept.accepted.Load(),
 		ConnsRejected:         s.accept.rejected.Load(),
 	}
-	if s.derpLn != nil {
-		st.DERPAddr = s.derpLn.Addr().String()
+	if len(s.derpLns) > 0 {
+		for _, a := range s.DERPAddrs() {
+			st.DERPAddrs = append(st.DERPAddrs, a.String())
+		}
 		for _, a := range s.STUNAddrs() {
 			st.STUNAddrs = append(st.STUNAddrs, a.String())
 		}
@@ -132,7 +134,10 @@ func (s *Server) MetricsHandler() http.Handler {
 			{Key: "derp", Value: s.gen.Load().vars},
 			{Key: "homederp_relay", Value: own},
 		}
-		for _, name := range []string{"stun", "derp_packets_dropped", "derp_bytes_dropped", "derp_websocket_accepts"} {
+		// gauge_goroutines and process_start_unix_time come from
+		// tsweb/varz (the process's): a box that runs for a year
+		// should show a leak in its metrics.
+		for _, name := range []string{"stun", "derp_packets_dropped", "derp_bytes_dropped", "derp_websocket_accepts", "gauge_goroutines", "process_start_unix_time"} {
 			if v := expvar.Get(name); v != nil {
 				vars = append(vars, expvar.KeyValue{Key: name, Value: v})
 			}

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,14 +43,16 @@ const (
 	DefaultPollInterval     = 5 * time.Second
 )
 
-// Config is what the relay needs to run. Changing Hostname, DERPAddr or
+// Config is what the relay needs to run. Changing Hostname, DERPAddrs or
 // STUNAddrs needs a new Server; everything in Policy and the certificate
 // source can change while it runs (Apply, SetCertSource).
 type Config struct {
 	// Hostname is the name clients dial, e.g. "derp.example.com".
 	Hostname string
-	// DERPAddr is the TCP listen address for DERP over TLS, e.g. ":12345".
-	DERPAddr string
+	// DERPAddrs are the TCP listen addresses for DERP over TLS, e.g.
+	// [":12345"] (one dual-stack socket) or ["127.0.0.1:12345",
+	// "[::1]:12345"].
+	DERPAddrs []string
 	// STUNAddrs are the UDP listen addresses for STUN, e.g. [":3478"]
 	// (one dual-stack socket) or ["127.0.0.1:3478", "[::1]:3478"].
 	STUNAddrs []string
@@ -112,7 +115,7 @@ type Server struct {
 
 	stunBase stunCounts // the process-global STUN counters at Start
 
-	derpLn   net.Listener
+	derpLns  []net.Listener
 	stunLns  []*stunserver.STUNServer
 	httpSrv  *http.Server
 	cancel   context.CancelFunc
@@ -129,6 +132,9 @@ func New(cfg Config, logf logger.Logf) (*Server, error) {
 	}
 	if cfg.Hostname == "" {
 		return nil, errors.New("relay: no hostname")
+	}
+	if len(cfg.DERPAddrs) == 0 {
+		return nil, errors.New("relay: no DERP listen address")
 	}
 	if err := cfg.Policy.Validate(); err != nil {
 		return nil, err
@@ -191,20 +197,27 @@ func (s *Server) Start() error {
 	}
 	// MPTCP does not support TCP_USER_TIMEOUT (as of 2025).
 	lc.SetMultipathTCP(false)
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.DERPAddr)
-	if err != nil {
+	fail := func(err error) error {
 		cancel()
-		return fmt.Errorf("relay: DERP listener on tcp %s: %w", s.cfg.DERPAddr, err)
+		for _, ln := range s.derpLns {
+			ln.Close()
+		}
+		s.derpLns, s.stunLns = nil, nil
+		return err
 	}
-	s.derpLn = ln
+	for _, addr := range s.cfg.DERPAddrs {
+		ln, err := lc.Listen(ctx, "tcp", addr)
+		if err != nil {
+			return fail(fmt.Errorf("relay: DERP listener on tcp %s: %w", addr, err))
+		}
+		s.derpLns = append(s.derpLns, ln)
+	}
 
 	s.stunBase = readSTUNCounts()
 	for _, addr := range s.cfg.STUNAddrs {
 		ss := stunserver.New(ctx)
 		if err := ss.Listen(addr); err != nil {
-			cancel()
-			ln.Close()
-			return fmt.Errorf("relay: STUN listener on udp %s: %w", addr, err)
+			return fail(fmt.Errorf("relay: STUN listener on udp %s: %w", addr, err))
 		}
 		s.stunLns = append(s.stunLns, ss)
 	}
@@ -228,36 +241,62 @@ func (s *Server) Start() error {
 	s.running = true
 	s.applyLiveLocked(s.policy)
 	s.mu.Unlock()
-	s.logf("relay: DERP over TLS listening on tcp %v for %q", ln.Addr(), s.cfg.Hostname)
+	s.logf("relay: DERP over TLS listening on tcp %v for %q", addrList(s.DERPAddrs()), s.cfg.Hostname)
 
-	s.wg.Add(1 + len(s.stunLns))
-	go func() {
-		defer s.wg.Done()
-		err := s.httpSrv.ServeTLS(s.accept.wrap(ln), "", "")
-		if !s.closing.Load() {
-			s.serveErr <- fmt.Errorf("relay: DERP server stopped: %w", err)
-		}
-	}()
+	s.wg.Add(len(s.derpLns) + len(s.stunLns))
+	for _, ln := range s.derpLns {
+		go func() {
+			defer s.wg.Done()
+			s.stopped(fmt.Errorf("relay: DERP server on %v stopped: %w", ln.Addr(), s.httpSrv.ServeTLS(s.accept.wrap(ln), "", "")))
+		}()
+	}
 	for _, ss := range s.stunLns {
 		go func() {
 			defer s.wg.Done()
-			if err := ss.Serve(); err != nil && !s.closing.Load() {
-				select {
-				case s.serveErr <- fmt.Errorf("relay: STUN server stopped: %w", err):
-				default:
-				}
+			if err := ss.Serve(); err != nil {
+				s.stopped(fmt.Errorf("relay: STUN server stopped: %w", err))
 			}
 		}()
 	}
 	return nil
 }
 
+// stopped reports a listener that stopped serving, unless the relay is
+// closing.
+func (s *Server) stopped(err error) {
+	if s.closing.Load() {
+		return
+	}
+	select {
+	case s.serveErr <- err:
+	default:
+	}
+}
+
 // Err returns a channel that receives an error if a listener stops
-// serving before Close.
+// serving before Close. It is closed when Close returns, so a goroutine
+// waiting on it ends with the relay.
 func (s *Server) Err() <-chan error { return s.serveErr }
 
-// DERPAddr returns the bound DERP address (useful with port 0).
-func (s *Server) DERPAddr() net.Addr { return s.derpLn.Addr() }
+// DERPAddr returns the first bound DERP address (useful with port 0).
+func (s *Server) DERPAddr() net.Addr { return s.derpLns[0].Addr() }
+
+// DERPAddrs returns the bound DERP addresses.
+func (s *Server) DERPAddrs() []net.Addr {
+	var as []net.Addr
+	for _, ln := range s.derpLns {
+		as = append(as, ln.Addr())
+	}
+	return as
+}
+
+func addrList(as []net.Addr) string {
+	var ss []string
+	for _, a := range as {
+		ss = append(ss, a.String())
+	}
+	return strings.Join(ss, ", ")
+}
 
 // STUNAddrs returns the bound STUN addresses.
 func (s *Server) STUNAddrs() []net.Addr {
@@ -296,5 +335,6 @@ func (s *Server) Close() error {
 	s.admit.close()
 	s.refusals.close()
 	s.wg.Wait()
+	close(s.serveErr)
 	return err
 }

@@ -41,7 +41,7 @@ func TestClientsExchangePackets(t *testing.T) {
 
 func TestPinRefusesOtherCert(t *testing.T) {
 	tr := startRelay(t, t.TempDir())
-	other, err := LoadOrCreateSelfSigned(t.TempDir(), "localhost", time.Now())
+	other, err := LoadOrCreateSelfSigned(t.TempDir(), "localhost", time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,13 +104,14 @@ func TestSTUN(t *testing.T) {
 func TestBindFailureIsAnError(t *testing.T) {
 	dir := t.TempDir()
 	tr := startRelay(t, dir)
-	cert, _ := LoadOrCreateSelfSigned(t.TempDir(), "localhost", time.Now())
+	cert, _ := LoadOrCreateSelfSigned(t.TempDir(), "localhost", time.Now(), nil)
 	for _, tt := range []struct {
 		name string
 		cfg  Config
 	}{
-		{"DERP port taken", Config{DERPAddr: tr.srv.DERPAddr().String(), STUNAddrs: []string{"127.0.0.1:0"}}},
-		{"STUN port taken", Config{DERPAddr: "127.0.0.1:0", STUNAddrs: []string{tr.srv.STUNAddrs()[0].String()}}},
+		{"DERP port taken", Config{DERPAddrs: []string{tr.srv.DERPAddr().String()}, STUNAddrs: []string{"127.0.0.1:0"}}},
+		{"second DERP address taken", Config{DERPAddrs: []string{"127.0.0.1:0", tr.srv.DERPAddr().String()}, STUNAddrs: []string{"127.0.0.1:0"}}},
+		{"STUN port taken", Config{DERPAddrs: []string{"127.0.0.1:0"}, STUNAddrs: []string{tr.srv.STUNAddrs()[0].String()}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := tt.cfg

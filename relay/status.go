@@ -6,7 +6,7 @@ import "time"
 // values do not change after Status returns.
 type Status struct {
 	Hostname  string   // e.g. "derp.example.com"
-	DERPAddr  string   // bound listener, e.g. "[::]:12345"
+	DERPAddrs []string // bound listeners, e.g. ["[::]:12345"]
 	STUNAddrs []string // bound listeners, e.g. ["[::]:3478"]
 	Started   time.Time
 

@@ -91,7 +91,7 @@ func TestBrowserSetup(t *testing.T) {
 		chromedp.SetValue(`#derp-port`, strconv.Itoa(newDERP)),
 		chromedp.SetValue(`#stun-port`, strconv.Itoa(newSTUN)),
 		newDocument(chromedp.Click(`form[action="/setup/ports#ports"] button`)),
-		waitText(`#ports p.flash`, fmt.Sprintf("Saved the ports: TCP %d for DERP, UDP %d for STUN", newDERP, newSTUN)),
+		waitText(`#ports p.flash`, fmt.Sprintf("Saved the ports: the relay now serves DERP on TCP %d and STUN on UDP %d", newDERP, newSTUN)),
 		waitText(`table.forward`, strconv.Itoa(newDERP)),
 	)
 	run("step 3: region 999 warns about headscale",

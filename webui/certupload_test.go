@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,15 +18,7 @@ import (
 // generator and returns them as PEM.
 func selfSignedPEM(t *testing.T, host string) (crt, key []byte) {
 	t.Helper()
-	dir := t.TempDir()
-	if _, err := relay.LoadOrCreateSelfSigned(dir, host, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	crt, err := os.ReadFile(filepath.Join(dir, "self-signed-"+host+".crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err = os.ReadFile(filepath.Join(dir, "self-signed-"+host+".key"))
+	crt, key, err := relay.NewSelfSignedPEM(host, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ import (
 
 func syntheticRelay(now time.Time) relay.Status {
 	return relay.Status{
-		Hostname: "derp.example.com", DERPAddr: "[::]:12345", STUNAddrs: []string{"[::]:3478"},
+		Hostname: "derp.example.com", DERPAddrs: []string{"[::]:12345"}, STUNAddrs: []string{"[::]:3478"},
 		ClientsConnected: 7, MeshPeers: 1, BytesReceived: 123_456_789, BytesSent: 98_765_432, Refused: 42,
 		STUNRequests: 1234, STUNErrors: 5,
 		CertMode: "self-signed", CertNotAfter: now.Add(10 * 24 * time.Hour), CertIssuer: "homederp self-signed",

@@ -59,7 +59,7 @@ func (s *Server) peerRelayState(ctx context.Context, c config.Config) peerRelayV
 		Headscale: c.Tailnet.ControlURL != "" && c.Tailnet.ControlURL != ipn.DefaultControlURL,
 	}
 	if lc := s.tailscaled(c); lc != nil {
-		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, tailnetAskTimeout)
 		defer cancel()
 		v.ask(ctx, lc)
 	} else {

@@ -66,6 +66,15 @@ type Options struct {
 	// Traffic returns the relay's samples of the last day, oldest first,
 	// for the status page's chart (e.g. relay.TrafficHistory.Samples).
 	Traffic func() []relay.TrafficSample
+	// Applies says what each service last did with the saved
+	// configuration; nil shows nothing.
+	Applies func() []ServiceApply
+	// AwaitRelay waits, at most until ctx ends, for the relay to apply
+	// configuration generation gen (config.Store.Generation after a
+	// save) and returns its result: nil when the relay runs with it. The
+	// ports step reports it, so that "saved" also says what the relay
+	// did. nil reports only the save.
+	AwaitRelay func(ctx context.Context, gen uint64) error
 	// Metrics serves Prometheus text at /metrics, e.g. the relay's
 	// metrics handler. nil answers 404.
 	Metrics http.Handler

@@ -1,11 +1,14 @@
 package webui
 
 import (
+	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/homederp/homederp/appliance/config"
 )
@@ -97,16 +100,42 @@ func readPorts(f url.Values, errs fieldErrs) change {
 // savePorts is step 2.
 func (s *Server) savePorts(w http.ResponseWriter, r *http.Request, u *user) {
 	errs := fieldErrs{}
-	c, ok := s.apply(w, r, u, "ports", readPorts(r.PostForm, errs), errs)
-	switch {
-	case !ok:
-	case c.ReverseProxy.Enabled:
-		s.done(w, r, u, "ports", "Saved: clients reach the relay through your reverse proxy at %s; it forwards to TCP %d on this box, and STUN stays on UDP %d. Paste the new DERP map where you use it.",
+	if c, ok := s.apply(w, r, u, "ports", readPorts(r.PostForm, errs), errs); ok {
+		s.done(w, r, u, "ports", "%s", s.portsOutcome(r.Context(), c))
+	}
+}
+
+// relayApplyWait bounds how long a save of the ports waits to say what
+// the relay did with them.
+const relayApplyWait = 5 * time.Second
+
+// portsOutcome says what was saved and what the relay did with it: it
+// waits (at most relayApplyWait) for the relay to apply the ports.
+func (s *Server) portsOutcome(ctx context.Context, c config.Config) string {
+	saved := fmt.Sprintf("Saved the ports: TCP %d for DERP, UDP %d for STUN.", c.Relay.DERPPort, c.Relay.STUNPort)
+	next := "Make the router's port-forward match."
+	if c.PortMapping.Enabled {
+		next = "The box asks the router to forward them; Status shows what it answered."
+	}
+	if c.ReverseProxy.Enabled {
+		saved = fmt.Sprintf("Saved: clients reach the relay through your reverse proxy at %s; it forwards to TCP %d on this box, and STUN stays on UDP %d.",
 			net.JoinHostPort(c.DialHost(), strconv.Itoa(c.DialPort())), c.Relay.DERPPort, c.Relay.STUNPort)
-	case c.PortMapping.Enabled:
-		s.done(w, r, u, "ports", "Saved the ports: TCP %d for DERP, UDP %d for STUN. The box asks the router to forward them; Status shows what it answered.", c.Relay.DERPPort, c.Relay.STUNPort)
+		next = "Paste the new DERP map where you use it."
+	}
+	if s.o.AwaitRelay == nil {
+		return saved + " " + next
+	}
+	ctx, cancel := context.WithTimeout(ctx, relayApplyWait)
+	defer cancel()
+	switch err := s.o.AwaitRelay(ctx, s.o.Store.Generation()); {
+	case err == nil && c.ReverseProxy.Enabled:
+		return saved + " The relay serves them. " + next
+	case err == nil:
+		return fmt.Sprintf("Saved the ports: the relay now serves DERP on TCP %d and STUN on UDP %d. %s", c.Relay.DERPPort, c.Relay.STUNPort, next)
+	case ctx.Err() != nil:
+		return saved + " The relay is still switching to them; Status shows when it is done."
 	default:
-		s.done(w, r, u, "ports", "Saved the ports: TCP %d for DERP, UDP %d for STUN. Make the router's port-forward match.", c.Relay.DERPPort, c.Relay.STUNPort)
+		return fmt.Sprintf("%s But the relay could not start on them: %v. It is not running; choose ports that are free, or free them (it tries again by itself).", saved, err)
 	}
 }
 

@@ -30,6 +30,7 @@ type statusView struct {
 	Reach      reachView      `json:"reach"`
 	Traffic    []trafficPoint `json:"traffic"` // 5-minute buckets of the last day
 	Charts     []chartView    `json:"-"`
+	Applies    []ServiceApply `json:"applies,omitempty"`
 	Logs       []LogLine      `json:"logs"`
 	Now        time.Time      `json:"now"`
 	Refresh    int            `json:"-"` // seconds between the page's own reloads of its figures
@@ -81,6 +82,11 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	ctx, cancel := reqCtx(r, 4*time.Second)
 	defer cancel()
+	// Both ask the box's tailscaled, each for at most
+	// tailnetAskTimeout; at once, so a hung tailscaled costs the page
+	// that much once.
+	peerRelay := make(chan peerRelayView, 1)
+	go func() { peerRelay <- s.peerRelayState(ctx, c) }()
 	v.Tailnet = s.tailnetState(ctx, c)
 	v.DNS = dnsSummary(c, v.DDNS)
 	var ps *portmap.Status
@@ -90,7 +96,7 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	v.Reach = s.reach(c, v.Relay, ps, v.DDNS, v.DNS)
 	v.Warnings = append(v.Warnings, warnings(c, v.Relay, v.DDNS, v.Tailnet, v.DNS, v.Now)...)
-	v.PeerRelay = s.peerRelayState(ctx, c)
+	v.PeerRelay = <-peerRelay
 	v.Warnings = append(v.Warnings, peerRelayWarnings(v.PeerRelay)...)
 	v.Warnings = append(v.Warnings, reachWarnings(c, v.Reach)...)
 	v.Warnings = append(v.Warnings, s.refusalWarnings(v.Now)...)
@@ -98,6 +104,10 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request, u *user) {
 	if s.o.Traffic != nil {
 		v.Traffic = bucketTraffic(s.o.Traffic(), v.Now)
 		v.Charts = trafficCharts(v.Traffic, v.Now)
+	}
+	if s.o.Applies != nil {
+		v.Applies = s.o.Applies()
+		v.Warnings = append(v.Warnings, applyWarnings(v.Applies, v.Now)...)
 	}
 	if s.o.Logs != nil {
 		lines := s.o.Logs.Lines()
@@ -296,6 +306,36 @@ func (s *Server) refusalWarnings(now time.Time) []string {
 	}
 	if k := s.refused.stats(refusedHost); k.Total > 0 && now.Sub(k.Last) < 24*time.Hour {
 		ws = append(ws, fmt.Sprintf("The web UI refused %d requests for names it does not answer to (the latest %s, %s). A web page may be trying to reach the box through a browser (DNS rebinding); if it is a name of your own for the box, open the box by its address instead.", k.Total, k.LastFrom, ago(k.Last, now)))
+	}
+	return ws
+}
+
+// ServiceApply is what one of the box's services last did with the
+// saved configuration.
+type ServiceApply struct {
+	Service    string        `json:"service"`    // e.g. "relay"
+	Generation uint64        `json:"generation"` // the configuration generation it applied
+	Saved      uint64        `json:"saved"`      // the generation saved now
+	At         time.Time     `json:"at"`         // when its last apply ended
+	Took       time.Duration `json:"took"`
+	Error      string        `json:"error,omitempty"` // why the last apply failed
+}
+
+// applyLag is how long a service may take to apply a saved
+// configuration before the status page says it is behind.
+const applyLag = 10 * time.Second
+
+// applyWarnings says which services failed to apply, or are behind.
+func applyWarnings(as []ServiceApply, now time.Time) []string {
+	var ws []string
+	for _, a := range as {
+		switch {
+		case a.Error != "" && a.Service != "relay":
+			// The relay's failure is its status's Error already.
+			ws = append(ws, fmt.Sprintf("The %s service could not apply the saved configuration: %s", a.Service, a.Error))
+		case a.Generation < a.Saved && now.Sub(a.At) > applyLag:
+			ws = append(ws, fmt.Sprintf("The %s service has not applied the latest saved configuration yet (its last apply ended %v ago).", a.Service, now.Sub(a.At).Round(time.Second)))
+		}
 	}
 	return ws
 }

@@ -52,6 +52,11 @@ func (s *Server) tailscaled(c config.Config) *local.Client {
 	return s.o.Tailscaled(c)
 }
 
+// tailnetAskTimeout bounds the status and setup pages' questions to the
+// box's tailscaled: a healthy one answers in milliseconds, and a hung one
+// must not hold the page (the relay's status says it is not answering).
+const tailnetAskTimeout = time.Second
+
 // tailnetState asks the box's tailscaled how it is, briefly.
 func (s *Server) tailnetState(ctx context.Context, c config.Config) tailnetView {
 	lc := s.tailscaled(c)
@@ -59,7 +64,7 @@ func (s *Server) tailnetState(ctx context.Context, c config.Config) tailnetView 
 		return tailnetView{Error: "this build runs no tailscaled"}
 	}
 	v := tailnetView{Available: true}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, tailnetAskTimeout)
 	defer cancel()
 	st, err := lc.Status(ctx)
 	if err != nil {

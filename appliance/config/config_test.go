@@ -209,8 +209,9 @@ func TestStoreRefusesInvalid(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := os.ReadFile(filepath.Join(dir, FileName))
-	notified := 0
-	s.Subscribe(func(Config) { notified++ })
+	changes, stop := s.Watch()
+	defer stop()
+	gen := s.Generation()
 	bad := good
 	bad.Region.ID = 5
 	if err := s.Save(bad); err == nil {
@@ -223,18 +224,28 @@ func TestStoreRefusesInvalid(t *testing.T) {
 	if diff := cmp.Diff(good, s.Config()); diff != "" {
 		t.Errorf("Save(invalid) changed the running config (-want +got):\n%s", diff)
 	}
-	if notified != 0 {
-		t.Errorf("Save(invalid) notified %d subscribers", notified)
+	select {
+	case <-changes:
+		t.Error("Save(invalid) told a watcher of a change")
+	default:
+	}
+	if got := s.Generation(); got != gen {
+		t.Errorf("Save(invalid): generation %d, want %d as before", got, gen)
 	}
 }
 
-func TestStoreNotifies(t *testing.T) {
+func TestStoreWatch(t *testing.T) {
 	s, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []int
-	cancel := s.Subscribe(func(c Config) { got = append(got, c.Region.ID) })
+	changes, stop := s.Watch()
+	_, gen := s.Current()
+	if gen != 1 {
+		t.Errorf("generation of a fresh store: got %d, want 1", gen)
+	}
+	// A burst of changes, with nobody reading: the saver never blocks
+	// and one value waits.
 	for _, id := range []int{901, 902} {
 		c := valid()
 		c.Region.ID = id
@@ -245,13 +256,20 @@ func TestStoreNotifies(t *testing.T) {
 	if err := s.SetSecret(SecretCloudflareToken, "tok"); err != nil {
 		t.Fatal(err)
 	}
-	cancel()
-	c := valid()
-	if err := s.Save(c); err != nil {
+	if got := len(changes); got != 1 {
+		t.Errorf("values waiting after a burst: got %d, want 1", got)
+	}
+	<-changes
+	c, gen := s.Current()
+	if c.Region.ID != 902 || gen != 4 {
+		t.Errorf("Current after 3 changes: region %d, generation %d; want 902, 4", c.Region.ID, gen)
+	}
+	stop()
+	if err := s.Save(valid()); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]int{901, 902, 902}, got); diff != "" {
-		t.Errorf("notifications (-want +got):\n%s", diff)
+	if len(changes) != 0 || s.Generation() != 5 {
+		t.Errorf("after stop: %d values waiting, generation %d; want 0, 5", len(changes), s.Generation())
 	}
 }
 

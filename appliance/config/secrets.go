@@ -71,8 +71,8 @@ func (s *Store) secretPath(name string) (string, error) {
 }
 
 // SetSecret stores value (surrounding whitespace trimmed) under name
-// atomically with mode 0600 and notifies subscribers. An empty value
-// removes the secret.
+// atomically with mode 0600 and tells the watchers (see Watch): services
+// that use the secret re-read it. An empty value removes the secret.
 func (s *Store) SetSecret(name, value string) error {
 	path, err := s.secretPath(name)
 	if err != nil {

@@ -22,11 +22,11 @@ type Store struct {
 	dir string
 	now func() time.Time
 
-	mu      sync.Mutex
-	cur     Config
-	loadErr error // why config.json could not be used, or nil
-	subs    map[int]func(Config)
-	nextSub int
+	mu       sync.Mutex
+	cur      Config
+	loadErr  error  // why config.json could not be used, or nil
+	gen      uint64 // counts changes: see Current
+	watchers map[chan struct{}]bool
 }
 
 // Open reads dir/config.json, creating dir (0700) if needed. A missing
@@ -39,7 +39,7 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0700); err != nil {
 		return nil, fmt.Errorf("creating state directory: %w", err)
 	}
-	s := &Store{dir: dir, now: time.Now, subs: map[int]func(Config){}}
+	s := &Store{dir: dir, now: time.Now, gen: 1, watchers: map[chan struct{}]bool{}}
 	if err := statefile.RemoveTemp(filepath.Join(dir, FileName)); err != nil {
 		return nil, err
 	}
@@ -109,10 +109,10 @@ func (s *Store) LoadError() error {
 	return s.loadErr
 }
 
-// Save validates c, writes it atomically with mode 0600 and then notifies
-// the subscribers. An invalid c is refused with an Errors value and
-// nothing on disk changes. Save replaces the whole document; a change of
-// some fields (a web form) goes through Update, so that it cannot undo
+// Save validates c, writes it atomically with mode 0600 and then tells
+// the watchers (see Watch). An invalid c is refused with an Errors value
+// and nothing on disk changes. Save replaces the whole document; a change
+// of some fields (a web form) goes through Update, so that it cannot undo
 // what another change saved meanwhile.
 func (s *Store) Save(c Config) error {
 	return s.Update(func(cur *Config) error {
@@ -187,33 +187,51 @@ func (s *Store) commitLocked(c Config) error {
 	return nil
 }
 
-// Subscribe calls fn with the new configuration after every successful
-// Save or secret change, in the goroutine that made the change; fn must
-// not block for long. The returned function unsubscribes.
-func (s *Store) Subscribe(fn func(Config)) (cancel func()) {
+// Current returns the configuration with its generation, a number that
+// grows with every successful Save or secret change (the first
+// configuration is generation 1). A service that applied generation g has
+// applied everything saved before Generation returned g.
+func (s *Store) Current() (Config, uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	id := s.nextSub
-	s.nextSub++
-	s.subs[id] = fn
-	return func() {
+	return s.cur, s.gen
+}
+
+// Generation returns the current generation (see Current).
+func (s *Store) Generation() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen
+}
+
+// Watch returns a channel that receives a value after changes: every
+// successful Save or secret change makes sure one value is waiting. It
+// never blocks the saver and coalesces a burst into one value, so a
+// reader that is busy applying one configuration then reads Current and
+// goes straight to the newest, skipping the ones in between. stop ends
+// the watch.
+func (s *Store) Watch() (changes <-chan struct{}, stop func()) {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.watchers[ch] = true
+	s.mu.Unlock()
+	return ch, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		delete(s.subs, id)
+		delete(s.watchers, ch)
 	}
 }
 
+// notify records a change: a new generation, and a value for every
+// watcher that has none waiting.
 func (s *Store) notify() {
 	s.mu.Lock()
-	c := s.cur
-	fns := make([]func(Config), 0, len(s.subs))
-	for id := 0; id < s.nextSub; id++ { // in subscription order
-		if fn, ok := s.subs[id]; ok {
-			fns = append(fns, fn)
+	defer s.mu.Unlock()
+	s.gen++
+	for ch := range s.watchers {
+		select {
+		case ch <- struct{}{}:
+		default:
 		}
-	}
-	s.mu.Unlock()
-	for _, fn := range fns {
-		fn(c)
 	}
 }

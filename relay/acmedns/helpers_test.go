@@ -52,7 +52,7 @@ func startRelay(t testing.TB, dir, host string, certs relay.CertSource) *testRel
 	t.Helper()
 	srv, err := relay.New(relay.Config{
 		Hostname:  host,
-		DERPAddr:  "127.0.0.1:0",
+		DERPAddrs: []string{"127.0.0.1:0"},
 		STUNAddrs: []string{"127.0.0.1:0"},
 		KeyPath:   filepath.Join(dir, "derper.key"),
 		Certs:     certs,

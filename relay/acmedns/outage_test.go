@@ -28,7 +28,7 @@ func (a *atomicTime) Load() time.Time   { return *a.v.Load() }
 
 func selfSigned(t testing.TB, dir, host string) relay.StaticCert {
 	t.Helper()
-	ss, err := relay.SelfSigned(filepath.Join(dir, "certs"), host, time.Now())
+	ss, err := relay.SelfSigned(filepath.Join(dir, "certs"), host, time.Now(), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}

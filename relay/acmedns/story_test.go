@@ -61,7 +61,7 @@ func (e acmeEnv) config(t testing.TB, dir string, fallback relay.CertSource, onC
 // certificate finally expires and the pinned self-signed one comes back.
 func runStory(t *testing.T, env acmeEnv, full bool) {
 	dir := t.TempDir()
-	fallback, err := relay.SelfSigned(filepath.Join(dir, "certs"), env.host, time.Now())
+	fallback, err := relay.SelfSigned(filepath.Join(dir, "certs"), env.host, time.Now(), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}

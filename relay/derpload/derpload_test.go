@@ -47,7 +47,7 @@ func TestMeasureInProcess(t *testing.T) {
 	}
 	srv, err := relay.New(relay.Config{
 		Hostname:  "127.0.0.1",
-		DERPAddr:  "127.0.0.1:0",
+		DERPAddrs: []string{"127.0.0.1:0"},
 		STUNAddrs: []string{"127.0.0.1:0"},
 		KeyPath:   filepath.Join(dir, "derper.key"),
 		Certs:     m,

@@ -3,6 +3,7 @@ package derpload
 import (
 	"context"
 	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -42,8 +43,7 @@ type Bench struct {
 
 // NewBench writes the shared certificate into dir/certs.
 func NewBench(dir string, logw io.Writer) (*Bench, error) {
-	tmp := filepath.Join(dir, "gen")
-	c, err := relay.LoadOrCreateSelfSigned(tmp, "127.0.0.1", time.Now())
+	crtPEM, keyPEM, err := relay.NewSelfSignedPEM("127.0.0.1", time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -52,23 +52,14 @@ func NewBench(dir string, logw io.Writer) (*Bench, error) {
 		return nil, err
 	}
 	crt, key := relay.ManualCertPaths(certDir, "127.0.0.1")
-	for _, cp := range [][2]string{
-		{filepath.Join(tmp, "self-signed-127.0.0.1.crt"), crt},
-		{filepath.Join(tmp, "self-signed-127.0.0.1.key"), key},
-	} {
-		b, err := os.ReadFile(cp[0])
-		if err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(cp[1], b, 0600); err != nil {
-			return nil, err
-		}
-	}
-	leaf, err := relay.Leaf(c)
-	if err != nil {
+	if err := os.WriteFile(crt, crtPEM, 0600); err != nil {
 		return nil, err
 	}
-	return &Bench{Dir: dir, Pin: spec.Pin(leaf.Raw), Logw: logw}, nil
+	if err := os.WriteFile(key, keyPEM, 0600); err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(crtPEM)
+	return &Bench{Dir: dir, Pin: spec.Pin(block.Bytes), Logw: logw}, nil
 }
 
 // StartHomederp starts homederp's relayd binary in manual certificate

@@ -81,13 +81,13 @@ func newBed(t testing.TB) *bed {
 func (b *bed) startRelay(t testing.TB) *tailcfg.DERPMap {
 	t.Helper()
 	dir := t.TempDir()
-	certs, err := relay.SelfSigned(filepath.Join(dir, "certs"), boxAddr, time.Now())
+	certs, err := relay.SelfSigned(filepath.Join(dir, "certs"), boxAddr, time.Now(), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv, err := relay.New(relay.Config{
 		Hostname:  boxAddr,
-		DERPAddr:  boxAddr + ":0",
+		DERPAddrs: []string{boxAddr + ":0"},
 		STUNAddrs: []string{boxAddr + ":0"},
 		KeyPath:   filepath.Join(dir, "derper.key"),
 		Certs:     certs,

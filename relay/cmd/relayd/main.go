@@ -57,7 +57,7 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("-a %q: %w", *addr, err)
 	}
-	self, err := relay.SelfSigned(*certDir, *hostname, time.Now())
+	self, err := relay.SelfSigned(*certDir, *hostname, time.Now(), log.Printf)
 	if err != nil {
 		return err
 	}
@@ -110,7 +110,7 @@ func run() error {
 	}
 	srv, err := relay.New(relay.Config{
 		Hostname:  *hostname,
-		DERPAddr:  *addr,
+		DERPAddrs: []string{*addr},
 		STUNAddrs: stunAddrs,
 		KeyPath:   *keyFile,
 		Certs:     certs,
