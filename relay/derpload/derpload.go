@@ -1,10 +1,11 @@
 // Package derpload measures a DERP server the way its users load it:
-// pairs of real tailscale.com/derp/derphttp clients exchanging paced (or
-// unpaced) packets through it, many idle clients holding connections,
+// pairs of real tailscale.com/derp/derphttp clients exchanging packets
+// through it as fast as it delivers them, many idle clients holding
+// connections,
 // and STUN binding requests. It reads the server process's CPU time and
 // memory from /proc, so the server must run as its own process on this
-// machine. cmd/derpload runs it against homederp's relay and upstream
-// derper in one go.
+// machine. cmd/derpload runs it against the homederp appliance and
+// upstream derper in one go.
 package derpload
 
 import (
@@ -27,7 +28,6 @@ type Target struct {
 // Options shape the load.
 type Options struct {
 	Pairs    int           // client pairs; each client of a pair sends to the other, e.g. 10
-	Rate     float64       // packets per second per sending client in the paced run, e.g. 1000; 0 skips it
 	Window   int           // packets each client keeps in flight in the windowed (maximum throughput) run, e.g. 16
 	Size     int           // payload bytes per packet, e.g. 1200 (a WireGuard packet on a 1280 MTU)
 	Duration time.Duration // how long the clients send, e.g. 10s
@@ -66,13 +66,12 @@ type Memory struct {
 type Result struct {
 	Name     string
 	Memory   Memory
-	Paced    Traffic // at Options.Rate
 	Max      Traffic // windowed: the most the server delivers
 	STUNRate float64 // STUN binding requests answered per second
 }
 
 // Measure runs the memory test on the fresh server first (so traffic
-// does not inflate its heap), then paced and unpaced traffic, then STUN.
+// does not inflate its heap), then traffic, then STUN.
 func Measure(ctx context.Context, t Target, o Options) (Result, error) {
 	r := Result{Name: t.Name}
 	logf := o.Logf
@@ -87,14 +86,8 @@ func Measure(ctx context.Context, t Target, o Options) (Result, error) {
 		}
 	}
 	if o.Pairs > 0 {
-		if o.Rate > 0 {
-			logf("%s: %d pairs at %.0f packets/s each way", t.Name, o.Pairs, o.Rate)
-			if r.Paced, err = RunTraffic(ctx, t, o.Pairs, o.Rate, 0, o.Size, o.Duration); err != nil {
-				return r, fmt.Errorf("%s: paced traffic: %w", t.Name, err)
-			}
-		}
 		logf("%s: %d pairs, %d packets in flight each way", t.Name, o.Pairs, o.Window)
-		if r.Max, err = RunTraffic(ctx, t, o.Pairs, 0, o.Window, o.Size, o.Duration); err != nil {
+		if r.Max, err = RunTraffic(ctx, t, o.Pairs, o.Window, o.Size, o.Duration); err != nil {
 			return r, fmt.Errorf("%s: windowed traffic: %w", t.Name, err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/relay"
 	"github.com/homederp/homederp/relay/spec"
 	"tailscale.com/tailcfg"
@@ -39,6 +40,8 @@ type Bench struct {
 	Dir  string
 	Pin  string // the DERP map CertName of the certificate
 	Logw io.Writer
+
+	crtPEM, keyPEM []byte
 }
 
 // NewBench writes the shared certificate into dir/certs.
@@ -47,39 +50,57 @@ func NewBench(dir string, logw io.Writer) (*Bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	certDir := filepath.Join(dir, "certs")
-	if err := os.MkdirAll(certDir, 0700); err != nil {
-		return nil, err
-	}
-	crt, key := relay.ManualCertPaths(certDir, "127.0.0.1")
-	if err := os.WriteFile(crt, crtPEM, 0600); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(key, keyPEM, 0600); err != nil {
-		return nil, err
-	}
 	block, _ := pem.Decode(crtPEM)
-	return &Bench{Dir: dir, Pin: spec.Pin(block.Bytes), Logw: logw}, nil
+	b := &Bench{Dir: dir, Pin: spec.Pin(block.Bytes), Logw: logw, crtPEM: crtPEM, keyPEM: keyPEM}
+	if err := b.writePair(filepath.Join(dir, "certs")); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
-// StartHomederp starts homederp's relayd binary in manual certificate
-// mode.
-func (b *Bench) StartHomederp(ctx context.Context, bin string) (*Process, error) {
-	return b.start(ctx, "homederp", bin, func(derpPort, stunPort int) []string {
-		return []string{
-			"-a", "127.0.0.1:" + strconv.Itoa(derpPort),
-			"-stun-port", strconv.Itoa(stunPort),
-			"-hostname", "127.0.0.1",
-			"-certmode", "manual",
-			"-certdir", filepath.Join(b.Dir, "certs"),
-			"-c", filepath.Join(b.Dir, "homederp.key"),
+// writePair writes the bench certificate into dir with derper's naming
+// (<hostname>.crt and .key), which the appliance's manual mode shares.
+func (b *Bench) writePair(dir string) error {
+	if err := os.MkdirAll(dir, 0700); err != nil {
+		return err
+	}
+	crt, key := relay.ManualCertPaths(dir, "127.0.0.1")
+	if err := os.WriteFile(crt, b.crtPEM, 0600); err != nil {
+		return err
+	}
+	return os.WriteFile(key, b.keyPEM, 0600)
+}
+
+// StartAppliance starts the appliance binary, the program a box runs,
+// in -dev mode (loopback) from a fresh state directory whose
+// configuration serves the bench's certificate in manual mode.
+func (b *Bench) StartAppliance(ctx context.Context, bin string) (*Process, error) {
+	return b.start(ctx, "appliance", bin, func(derpPort, stunPort int) ([]string, error) {
+		state, err := os.MkdirTemp(b.Dir, "appliance-")
+		if err != nil {
+			return nil, err
 		}
+		store, err := config.Open(state)
+		if err != nil {
+			return nil, err
+		}
+		c := config.Default()
+		c.Hostname = "127.0.0.1"
+		c.Relay.DERPPort, c.Relay.STUNPort = derpPort, stunPort
+		c.Cert.Mode = config.CertManual
+		if err := store.Save(c); err != nil {
+			return nil, err
+		}
+		if err := b.writePair(filepath.Join(state, "certs")); err != nil {
+			return nil, err
+		}
+		return []string{"-dev", "-state-dir", state, "-webui-addr", "127.0.0.1:0"}, nil
 	})
 }
 
 // StartDerper starts upstream derper in manual certificate mode.
 func (b *Bench) StartDerper(ctx context.Context, bin string) (*Process, error) {
-	return b.start(ctx, "derper", bin, func(derpPort, stunPort int) []string {
+	return b.start(ctx, "derper", bin, func(derpPort, stunPort int) ([]string, error) {
 		return []string{
 			"-a", "127.0.0.1:" + strconv.Itoa(derpPort),
 			"-http-port", "-1",
@@ -88,16 +109,20 @@ func (b *Bench) StartDerper(ctx context.Context, bin string) (*Process, error) {
 			"-certmode", "manual",
 			"-certdir", filepath.Join(b.Dir, "certs"),
 			"-c", filepath.Join(b.Dir, "derper.key"),
-		}
+		}, nil
 	})
 }
 
-func (b *Bench) start(ctx context.Context, name, bin string, args func(derpPort, stunPort int) []string) (*Process, error) {
+func (b *Bench) start(ctx context.Context, name, bin string, args func(derpPort, stunPort int) ([]string, error)) (*Process, error) {
 	derpPort, stunPort, err := freePorts()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args(derpPort, stunPort)...)
+	argv, err := args(derpPort, stunPort)
+	if err != nil {
+		return nil, fmt.Errorf("preparing %s: %w", name, err)
+	}
+	cmd := exec.Command(bin, argv...)
 	cmd.Stdout = b.Logw
 	cmd.Stderr = b.Logw
 	if err := cmd.Start(); err != nil {

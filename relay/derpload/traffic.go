@@ -147,14 +147,13 @@ func (r *receiver) count() int {
 // RunTraffic connects pairs of clients to t and has each send size-byte
 // packets to its partner for d, then reports what arrived.
 //
-// With rate > 0 each client sends at that many packets per second (open
-// loop), which shows latency and loss at a given load. With rate 0 each
-// client keeps window packets in flight: it sends the next one when one
-// arrives at its partner (or, for a packet lost, after a timeout). That
-// finds the most the server delivers without overload: an unpaced flood
-// would mostly measure how fast derpserver drops packets from its full
-// per-client queues.
-func RunTraffic(ctx context.Context, t Target, pairs int, rate float64, window, size int, d time.Duration) (Traffic, error) {
+// Each client keeps window packets in flight: it sends the next one when
+// one arrives at its partner (or, for a packet lost, after a timeout).
+// That finds the most the server delivers without overload: an unpaced
+// flood would mostly measure how fast derpserver drops packets from its
+// full per-client queues, and a paced load below both servers' capacity
+// cannot tell them apart.
+func RunTraffic(ctx context.Context, t Target, pairs, window, size int, d time.Duration) (Traffic, error) {
 	if size < headerLen {
 		size = headerLen
 	}
@@ -214,17 +213,14 @@ func RunTraffic(ctx context.Context, t Target, pairs int, rate float64, window, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var credits chan struct{}
-			if rate == 0 {
-				credits = recv[partner(i)].credits
-				for len(credits) > 0 { // left over from the warm-up
-					<-credits
-				}
-				for range max(window, 1) {
-					credits <- struct{}{}
-				}
+			credits := recv[partner(i)].credits
+			for len(credits) > 0 { // left over from the warm-up
+				<-credits
 			}
-			n := send(c, cs[partner(i)].priv.Public(), start, rate, size, credits, stop)
+			for range max(window, 1) {
+				credits <- struct{}{}
+			}
+			n := send(c, cs[partner(i)].priv.Public(), start, size, credits, stop)
 			sent.Add(n)
 		}()
 	}
@@ -294,10 +290,9 @@ func RunTraffic(ctx context.Context, t Target, pairs int, rate float64, window, 
 	return res, nil
 }
 
-// send sends to dst until stop, paced at rate packets per second or,
-// with rate 0, whenever it gets a credit (a packet arrived), and returns
-// how many packets it sent.
-func send(c *client, dst key.NodePublic, start time.Time, rate float64, size int, credits chan struct{}, stop <-chan struct{}) int64 {
+// send sends to dst until stop, one packet per credit (a packet of its
+// window arrived), and returns how many packets it sent.
+func send(c *client, dst key.NodePublic, start time.Time, size int, credits chan struct{}, stop <-chan struct{}) int64 {
 	pkt := make([]byte, size)
 	copy(pkt, magicLoad)
 	var n int64
@@ -305,34 +300,14 @@ func send(c *client, dst key.NodePublic, start time.Time, rate float64, size int
 		select {
 		case <-stop:
 			return n
-		default:
+		case <-credits:
+		case <-time.After(lostAfter):
+			// A packet of the window was lost; go on without it.
 		}
-		burst := int64(1)
-		if rate == 0 {
-			select {
-			case <-stop:
-				return n
-			case <-credits:
-			case <-time.After(lostAfter):
-				// A packet of the window was lost; go on without it.
-			}
+		binary.BigEndian.PutUint64(pkt[8:16], uint64(time.Since(start)))
+		if err := c.Send(dst, pkt); err != nil {
+			return n
 		}
-		if rate > 0 {
-			// Catch up with the schedule, but after a stall send at
-			// most a tenth of a second's worth at once.
-			due := int64(time.Since(start).Seconds()*rate) - n
-			if due <= 0 {
-				time.Sleep(time.Millisecond)
-				continue
-			}
-			burst = min(due, max(int64(rate/10), 1))
-		}
-		for range burst {
-			binary.BigEndian.PutUint64(pkt[8:16], uint64(time.Since(start)))
-			if err := c.Send(dst, pkt); err != nil {
-				return n
-			}
-			n++
-		}
+		n++
 	}
 }

@@ -1,7 +1,8 @@
 // The relayd command runs homederp's relay on its own, configured with
-// flags named as upstream derper names them, for benchmarks against
-// derper and for trying the relay without the appliance's config store.
-// On the box the appliance runs the same relay package.
+// flags named as upstream derper names them, for trying the relay (or
+// comparing it with derper flag for flag) without the appliance's config
+// store. On the box the appliance runs the same relay package; the
+// benchmark (relay/cmd/derpload) measures the appliance itself.
 package main
 
 import (
