@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+
+	"github.com/homederp/homederp/relay/spec"
 )
 
 // DNS providers the box can update.
@@ -137,7 +139,7 @@ func (c Config) validateDDNS(errs *Errors) {
 		default:
 			errs.add("ddns.rfc2136.key_algorithm", fmt.Sprintf("%q is not a supported TSIG algorithm (e.g. hmac-sha256.)", r.KeyAlgorithm))
 		}
-		if r.Zone != "" && !isDNSName(r.Zone) {
+		if r.Zone != "" && !spec.IsDNSName(r.Zone) {
 			errs.add("ddns.rfc2136.zone", fmt.Sprintf("%q is not a DNS name", r.Zone))
 		}
 	}
@@ -159,7 +161,7 @@ func (d DDNS) validateSources(errs *Errors) {
 		if err != nil || !ap.Addr().Unmap().Is4() || ap.Port() == 0 {
 			errs.add("ddns.whoami", fmt.Sprintf("%q is not an IPv4 address with port, e.g. 1.1.1.1:853", w.Addr))
 		}
-		if w.TLSName != "" && !isDNSName(w.TLSName) {
+		if w.TLSName != "" && !spec.IsDNSName(w.TLSName) {
 			errs.add("ddns.whoami", fmt.Sprintf("%q is not a DNS name for the server's certificate", w.TLSName))
 		}
 	}
@@ -180,5 +182,5 @@ func validHostPort(s string) bool {
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
 		return false
 	}
-	return isIP(host) || isDNSName(host)
+	return isIP(host) || spec.IsDNSName(host)
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/homederp/homederp/relay/spec"
 )
 
 // ReverseProxy describes a reverse proxy in front of the relay: a web
@@ -61,7 +63,7 @@ func (p ReverseProxy) validate(errs *Errors) {
 	if p.PublicPort < 1 || p.PublicPort > 65535 {
 		errs.add("reverse_proxy.public_port", fmt.Sprintf("%d is not a port number (1–65535); the proxy's TLS port is usually 443", p.PublicPort))
 	}
-	if h := p.PublicHost; h != "" && !isIP(h) && !isDNSName(h) {
+	if h := p.PublicHost; h != "" && !isIP(h) && !spec.IsDNSName(h) {
 		errs.add("reverse_proxy.public_host", fmt.Sprintf("%q is not a valid DNS name or IP address; leave it empty when the proxy answers on the box's hostname", h))
 	}
 	if len(p.Trusted) == 0 {

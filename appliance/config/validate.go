@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+
+	"github.com/homederp/homederp/relay/spec"
 )
 
 // FieldError is one problem with one setting.
@@ -76,7 +78,7 @@ func (c Config) validateHostname(errs *Errors) {
 		if a := netip.MustParseAddr(h); a.Zone() != "" || a.IsUnspecified() || a.IsMulticast() {
 			errs.add("hostname", fmt.Sprintf("%q is not an address clients can dial", h))
 		}
-	case !isDNSName(h):
+	case !spec.IsDNSName(h):
 		errs.add("hostname", fmt.Sprintf("%q is not a valid DNS name or IP address (letters, digits and hyphens in dot-separated labels)", h))
 	}
 }
@@ -131,21 +133,6 @@ func NormalizeHostname(h string) string {
 func isIP(s string) bool {
 	_, err := netip.ParseAddr(s)
 	return err == nil
-}
-
-// isDNSName reports whether s is a hostname made of LDH labels, with an
-// optional trailing dot.
-func isDNSName(s string) bool {
-	s = strings.TrimSuffix(s, ".")
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, l := range strings.Split(s, ".") {
-		if !isDNSLabelish(l) || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-	}
-	return true
 }
 
 func isDNSLabelish(l string) bool {

@@ -1,9 +1,9 @@
 // Package spec is the one home of the relay's settings that other parts
 // write down or read back: the certificate pin of a DERP map
 // ("sha256-raw:<hex>"), derper's --mesh-with peer syntax and the
-// verify-client URL. The relay, the configuration's validation and the
-// DERP map (rendering and checking) all call it, so a setting one of them
-// accepts is what the others accept too.
+// verify-client URL, and the host names they contain. The relay, the
+// configuration's validation and the DERP map (rendering and checking) all
+// call it, so a setting one of them accepts is what the others accept too.
 //
 // It imports only the standard library, so appliance/config and
 // appliance/derpmap stay leaf packages that import no service.
@@ -78,7 +78,7 @@ func ParseMeshWith(s string) (MeshWith, error) {
 	if err != nil {
 		return MeshWith{}, fmt.Errorf("%q: %w", s, err)
 	}
-	if !isIP(name) && !isDNSName(name) {
+	if !isIP(name) && !IsDNSName(name) {
 		return MeshWith{}, bad
 	}
 	return MeshWith{Host: host, Name: name, Port: port, DialHost: dial}, nil
@@ -123,9 +123,10 @@ func isIP(s string) bool {
 	return err == nil
 }
 
-// isDNSName reports whether s is a host name of letter-digit-hyphen
-// labels, with an optional trailing dot.
-func isDNSName(s string) bool {
+// IsDNSName reports whether s is a host name of letter-digit-hyphen
+// labels (none starting or ending with a hyphen), with an optional
+// trailing dot, e.g. "derp.example.com".
+func IsDNSName(s string) bool {
 	s = strings.TrimSuffix(s, ".")
 	if s == "" || len(s) > 253 {
 		return false
