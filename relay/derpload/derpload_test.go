@@ -16,11 +16,18 @@ import (
 
 func TestProc(t *testing.T) {
 	pid := os.Getpid()
-	// Burn a little CPU so the reading cannot be a stuck zero.
-	end := time.Now().Add(50 * time.Millisecond)
-	for x := 0; time.Now().Before(end); x++ {
+	// Burn CPU until the kernel has counted a tick of it (10 ms; on a
+	// busy machine that takes longer than 10 ms of wall time), for at
+	// most 5 s, so the reading cannot be a stuck zero.
+	var cpu time.Duration
+	var err error
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
+		for x, stop := 0, time.Now().Add(20*time.Millisecond); time.Now().Before(stop); x++ {
+		}
+		if cpu, err = ProcCPU(pid); err != nil || cpu > 0 {
+			break
+		}
 	}
-	cpu, err := ProcCPU(pid)
 	if err != nil || cpu <= 0 {
 		t.Errorf("ProcCPU(self): got %v, %v; want > 0", cpu, err)
 	}
