@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"io"
 	"net/http/httptest"
 	"regexp"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homederp/homederp/internal/testwait"
 	"github.com/homederp/homederp/relay/relaytest"
 	"tailscale.com/types/key"
 )
@@ -59,6 +61,14 @@ func TestMetricsAndStatus(t *testing.T) {
 		relaytest.ExpectVerdict(t, c, relaytest.Refused, 10*time.Second)
 	}
 	stunRoundTrip(t, "udp4", r1.srv.STUNAddrs()[0])
+	// stunserver counts an answer after sending it: the client can have
+	// it a moment before the counter moves.
+	testwait.For(t, 5*time.Second, "the STUN answer counted", func() error {
+		if r1.srv.Status().STUNRequests < 1 {
+			return errors.New("not counted yet")
+		}
+		return nil
+	})
 
 	m1, m2 := scrape(t, r1.srv), scrape(t, r2.srv)
 	for _, tt := range []struct {
