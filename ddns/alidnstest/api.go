@@ -1,7 +1,6 @@
 package alidnstest
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
+	"github.com/homederp/homederp/ddns/ddnstest"
 )
 
 // Version is the only AliDNS API version the fake speaks.
@@ -23,11 +25,7 @@ type apiError struct {
 	code, message string
 }
 
-func requestID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return strings.ToUpper(fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:]))
-}
+func requestID() string { return strings.ToUpper(uuid.NewString()) }
 
 func reply(w http.ResponseWriter, fields map[string]any) {
 	fields["RequestId"] = requestID()
@@ -77,28 +75,26 @@ var (
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	action := r.Header.Get("x-acs-action")
-	s.Count(action)
 	if s.opts.Logf != nil {
 		s.opts.Logf("alidnstest: %s %s", r.Method, action)
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil {
+	if s.Intercept(w, action, writeFault) {
 		return
 	}
-	if f, ok := s.Take(); ok {
-		writeFault(w, f)
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
 		return
 	}
 	if r.Header.Get("x-acs-version") != Version {
 		replyError(w, apiError{400, "InvalidVersion", "Specified parameter Version is not valid."})
 		return
 	}
-	k, ae := s.authenticate(r, body)
+	id, k, ae := s.authenticate(r, body)
 	if ae != nil {
 		replyError(w, *ae)
 		return
 	}
-	if s.rateLimited(k) {
+	if s.keys.Count(id, s.now(), time.Second) > s.opts.RateLimit {
 		replyError(w, apiError{400, "Throttling.User", "Request was denied due to user flow control."})
 		return
 	}
@@ -111,13 +107,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if rid := p.Get("RecordId"); rid != "" && domain == "" {
-		for _, rec := range s.records {
-			if rec.RecordID == rid {
-				domain = rec.Domain
-			}
+		if rec := s.records.Find(rid); rec != nil {
+			domain = rec.Domain
 		}
 	}
-	if k.Domains != nil && domain != "" && !slices.Contains(k.Domains, domain) {
+	if domain != "" && !k.Sees(domain) {
 		replyError(w, errForbidden)
 		return
 	}
@@ -137,21 +131,6 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		replyError(w, apiError{404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method."})
 	}
-}
-
-// rateLimited counts a request of k in its one-second window.
-func (s *Server) rateLimited(k *keyState) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	kept := k.window[:0]
-	for _, t := range k.window {
-		if now.Sub(t) < time.Second {
-			kept = append(kept, t)
-		}
-	}
-	k.window = append(kept, now)
-	return len(k.window) > s.opts.RateLimit
 }
 
 func dnsServers(d *Domain) map[string]any { return map[string]any{"DnsServer": d.NS} }
@@ -183,10 +162,10 @@ func page[T any](all []T, num, size int) []T {
 	return all[start:min(start+size, len(all))]
 }
 
-func (s *Server) describeDomains(w http.ResponseWriter, k *keyState, p url.Values) {
+func (s *Server) describeDomains(w http.ResponseWriter, k ddnstest.Key, p url.Values) {
 	var list []map[string]any
 	for _, d := range s.domains {
-		if k.Domains != nil && !slices.Contains(k.Domains, d.Name) {
+		if !k.Sees(d.Name) {
 			continue
 		}
 		list = append(list, map[string]any{"DomainId": d.ID, "DomainName": d.Name, "PunyCode": d.Name, "AliDomain": false,
@@ -201,7 +180,7 @@ func (s *Server) describeDomains(w http.ResponseWriter, k *keyState, p url.Value
 }
 
 func recordJSON(r *Record) map[string]any {
-	return map[string]any{"DomainName": r.Domain, "RecordId": r.RecordID, "RR": r.RR, "Type": r.Type, "Value": r.Value,
+	return map[string]any{"DomainName": r.Domain, "RecordId": r.ID, "RR": r.Name, "Type": r.Type, "Value": r.Value,
 		"TTL": r.TTL, "Line": r.Line, "Status": r.Status, "Locked": false, "Weight": 1, "Remark": "",
 		"CreateTimestamp": r.Created.UnixMilli(), "UpdateTimestamp": r.Updated.UnixMilli()}
 }
@@ -233,7 +212,7 @@ func (s *Server) describeSubDomainRecords(w http.ResponseWriter, p url.Values) {
 	typ, line := strings.ToUpper(p.Get("Type")), p.Get("Line")
 	var list []map[string]any
 	for _, r := range s.records {
-		if r.Domain == d.Name && r.RR == rr && (typ == "" || r.Type == typ) && (line == "" || r.Line == line) {
+		if r.Domain == d.Name && r.Name == rr && (typ == "" || r.Type == typ) && (line == "" || r.Line == line) {
 			list = append(list, recordJSON(r))
 		}
 	}
@@ -250,7 +229,7 @@ func fill(d *Domain, r *Record, p url.Values) *apiError {
 			return &apiError{400, "MissingParameter", fmt.Sprintf("The input parameter %q that is mandatory for processing this request is not supplied.", f)}
 		}
 	}
-	r.RR, r.Type, r.Value = strings.ToLower(p.Get("RR")), strings.ToUpper(p.Get("Type")), p.Get("Value")
+	r.Name, r.Type, r.Value = strings.ToLower(p.Get("RR")), strings.ToUpper(p.Get("Type")), p.Get("Value")
 	r.TTL, r.Line = 600, "default"
 	if v := p.Get("TTL"); v != "" {
 		r.TTL, _ = strconv.Atoi(v)
@@ -274,15 +253,6 @@ func fill(d *Domain, r *Record, p url.Values) *apiError {
 	return nil
 }
 
-func (s *Server) duplicateLocked(r *Record) bool {
-	for _, o := range s.records {
-		if o.RecordID != r.RecordID && o.Domain == r.Domain && o.RR == r.RR && o.Type == r.Type && o.Line == r.Line && o.Value == r.Value {
-			return true
-		}
-	}
-	return false
-}
-
 func (s *Server) addRecord(w http.ResponseWriter, p url.Values) {
 	d := s.domainLocked(p.Get("DomainName"))
 	if d == nil {
@@ -295,27 +265,18 @@ func (s *Server) addRecord(w http.ResponseWriter, p url.Values) {
 		replyError(w, *e)
 		return
 	}
-	if s.duplicateLocked(r) {
+	if s.records.Duplicate(r) {
 		replyError(w, apiError{400, "DomainRecordDuplicate", "The DNS record already exists."})
 		return
 	}
-	r.RecordID = s.newIDLocked()
+	r.ID = s.newIDLocked()
 	s.records = append(s.records, r)
 	s.CountWrite()
-	reply(w, map[string]any{"RecordId": r.RecordID})
-}
-
-func (s *Server) recordLocked(id string) *Record {
-	for _, r := range s.records {
-		if r.RecordID == id {
-			return r
-		}
-	}
-	return nil
+	reply(w, map[string]any{"RecordId": r.ID})
 }
 
 func (s *Server) updateRecord(w http.ResponseWriter, p url.Values) {
-	cur := s.recordLocked(p.Get("RecordId"))
+	cur := s.records.Find(p.Get("RecordId"))
 	if cur == nil {
 		replyError(w, errNoRecord)
 		return
@@ -327,25 +288,22 @@ func (s *Server) updateRecord(w http.ResponseWriter, p url.Values) {
 	}
 	// AliDNS refuses an update that changes nothing, as well as one that
 	// copies another record.
-	if next.RR == cur.RR && next.Type == cur.Type && next.Value == cur.Value && next.TTL == cur.TTL && next.Line == cur.Line || s.duplicateLocked(&next) {
+	if next.Name == cur.Name && next.Type == cur.Type && next.Value == cur.Value && next.TTL == cur.TTL && next.Line == cur.Line || s.records.Duplicate(&next) {
 		replyError(w, apiError{400, "DomainRecordDuplicate", "The DNS record already exists."})
 		return
 	}
 	next.Updated = s.now()
 	*cur = next
 	s.CountWrite()
-	reply(w, map[string]any{"RecordId": cur.RecordID})
+	reply(w, map[string]any{"RecordId": cur.ID})
 }
 
 func (s *Server) deleteRecord(w http.ResponseWriter, p url.Values) {
 	id := p.Get("RecordId")
-	for i, r := range s.records {
-		if r.RecordID == id {
-			s.records = slices.Delete(s.records, i, i+1)
-			s.CountWrite()
-			reply(w, map[string]any{"RecordId": id})
-			return
-		}
+	if !s.records.Delete(id) {
+		replyError(w, errNoRecord)
+		return
 	}
-	replyError(w, errNoRecord)
+	s.CountWrite()
+	reply(w, map[string]any{"RecordId": id})
 }

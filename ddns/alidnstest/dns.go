@@ -25,18 +25,7 @@ func (s *Server) authZones() []ddnstest.AuthZone {
 	defer s.mu.Unlock()
 	var out []ddnstest.AuthZone
 	for _, d := range s.domains {
-		z := ddnstest.AuthZone{Name: d.Name, NS: d.NS, Mbox: "hostmaster.hichina.com"}
-		for _, r := range s.records {
-			if r.Domain != d.Name || r.Line != "default" || r.Status != "ENABLE" {
-				continue
-			}
-			name := d.Name
-			if r.RR != "@" {
-				name = r.RR + "." + d.Name
-			}
-			z.Records = append(z.Records, ddnstest.AuthRR{Name: name, Type: r.Type, Value: r.Value, TTL: uint32(r.TTL)})
-		}
-		out = append(out, z)
+		out = append(out, ddnstest.AuthZone{Name: d.Name, NS: d.NS, Mbox: "hostmaster.hichina.com", Records: s.records.Served(d.Name, "default")})
 	}
 	return out
 }

@@ -28,10 +28,8 @@
 package alidnstest
 
 import (
-	"context"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,21 +54,9 @@ type Options struct {
 	Logf func(format string, args ...any)
 }
 
-// Key is an AccessKey the fake accepts.
-type Key struct {
-	Disabled bool // disabled in the RAM console
-	// ReadOnly keys belong to a RAM user with AliyunDNSReadOnlyAccess:
-	// writes answer Forbidden.RAM.
-	ReadOnly bool
-	// Domains limits the key to these domains; nil = every domain.
-	Domains []string
-}
-
-type keyState struct {
-	Key
-	secret string
-	window []time.Time
-}
+// Key is an AccessKey the fake accepts. A ReadOnly one belongs to a RAM
+// user with AliyunDNSReadOnlyAccess, whose writes answer Forbidden.RAM.
+type Key = ddnstest.Key
 
 // Domain is a domain the fake holds.
 type Domain struct {
@@ -81,19 +67,9 @@ type Domain struct {
 	NS          []string // "ns1.alidns.com", "ns2.alidns.com"
 }
 
-// Record is a DNS record as AliDNS stores it.
-type Record struct {
-	RecordID string
-	Domain   string // e.g. "example.com"
-	RR       string // relative, "@" for the apex
-	Type     string
-	Value    string
-	TTL      int
-	Line     string // "default", "telecom", "unicom", "mobile", "oversea"
-	Status   string // "ENABLE" or "DISABLE"
-	Created  time.Time
-	Updated  time.Time
-}
+// Record is a DNS record as AliDNS stores it; its Name is AliDNS's RR and
+// its Line one of "default", "telecom", "unicom", "mobile", "oversea".
+type Record = ddnstest.Record
 
 // Fault is a scripted answer that replaces the next requests' real ones.
 type Fault struct {
@@ -109,26 +85,21 @@ type Fault struct {
 
 // Server is the fake. Its methods are safe for concurrent use.
 type Server struct {
-	URL string // e.g. http://127.0.0.1:40000
+	// Fake is the API server, its client, the request counts by action
+	// (e.g. "UpdateDomainRecord"), the faults and the DNS side.
+	ddnstest.Fake[Fault]
 
-	// Calls counts requests by action (e.g. "UpdateDomainRecord") and
-	// successful record changes.
-	ddnstest.Calls
-	// Faults replace the next answers (FailNext) or all (SetDown).
-	ddnstest.Faults[Fault]
-	// DNSSide serves what the fake holds (see StartDNS).
-	ddnstest.DNSSide
-
-	srv  *httptest.Server
 	opts Options
+	keys ddnstest.Keys
 
 	mu      sync.Mutex
-	keys    map[string]*keyState
 	nonces  map[string]bool
 	domains []*Domain
-	records []*Record
+	records ddnstest.Records
 	nextID  int64
 }
+
+var _ ddnstest.KeyPairFake = (*Server)(nil)
 
 // New starts a fake and stops it when the test ends.
 func New(t testing.TB, opts Options) *Server {
@@ -136,15 +107,10 @@ func New(t testing.TB, opts Options) *Server {
 	if opts.RateLimit <= 0 {
 		opts.RateLimit = 20
 	}
-	s := &Server{opts: opts, keys: map[string]*keyState{}, nonces: map[string]bool{}, nextID: 1978593525000}
-	s.srv = ddnstest.ServeAPI(t, opts.Listener, http.HandlerFunc(s.serveHTTP))
-	s.URL = s.srv.URL
+	s := &Server{opts: opts, nonces: map[string]bool{}, nextID: 1978593525000}
+	s.Start(t, opts.Listener, "alidns.aliyuncs.com", http.HandlerFunc(s.serveHTTP))
 	return s
 }
-
-// Close stops the API server: later calls get "connection refused", as
-// when Alibaba Cloud is unreachable.
-func (s *Server) Close() { s.srv.Close() }
 
 func (s *Server) now() time.Time {
 	if s.opts.Now != nil {
@@ -153,26 +119,16 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
-const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
 // AddKey registers an AccessKey and returns its ID ("LTAI" and 20 letters
 // and digits) and secret (30).
 func (s *Server) AddKey(k Key) (id, secret string) {
-	id, secret = "LTAI"+ddnstest.RandString(20, alnum), ddnstest.RandString(30, alnum)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.keys[id] = &keyState{Key: k, secret: secret}
+	id, secret = "LTAI"+ddnstest.RandString(20, ddnstest.Alnum), ddnstest.RandString(30, ddnstest.Alnum)
+	s.keys.Add(id, secret, k)
 	return id, secret
 }
 
 // DisableKey disables an AccessKey, as the user would in the RAM console.
-func (s *Server) DisableKey(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if k := s.keys[id]; k != nil {
-		k.Disabled = true
-	}
-}
+func (s *Server) DisableKey(id string) { s.keys.Disable(id) }
 
 func (s *Server) newIDLocked() string {
 	s.nextID++
@@ -180,13 +136,12 @@ func (s *Server) newIDLocked() string {
 }
 
 // AddDomain adds a domain on the free plan.
-func (s *Server) AddDomain(name string) *Domain {
+func (s *Server) AddDomain(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := &Domain{ID: ddnstest.RandString(8, "abcdef0123456789") + "-" + ddnstest.RandString(4, "abcdef0123456789"), Name: strings.ToLower(strings.TrimSuffix(name, ".")),
-		VersionCode: "mianfei", MinTTL: 600, NS: []string{"ns1.alidns.com", "ns2.alidns.com"}}
-	s.domains = append(s.domains, d)
-	return d
+	const hex = "abcdef0123456789"
+	s.domains = append(s.domains, &Domain{ID: ddnstest.RandString(8, hex) + "-" + ddnstest.RandString(4, hex), Name: strings.ToLower(strings.TrimSuffix(name, ".")),
+		VersionCode: "mianfei", MinTTL: 600, NS: []string{"ns1.alidns.com", "ns2.alidns.com"}})
 }
 
 // AddRecord stores a record on the default line directly (as if made in
@@ -204,10 +159,10 @@ func (s *Server) AddRecordOnLine(domain, rr, typ, value string, ttl int, line st
 		panic("alidnstest: no domain " + domain)
 	}
 	now := s.now()
-	r := &Record{RecordID: s.newIDLocked(), Domain: d.Name, RR: strings.ToLower(rr), Type: strings.ToUpper(typ), Value: value, TTL: ttl,
+	r := &Record{ID: s.newIDLocked(), Domain: d.Name, Name: strings.ToLower(rr), Type: strings.ToUpper(typ), Value: value, TTL: ttl,
 		Line: line, Status: "ENABLE", Created: now, Updated: now}
 	s.records = append(s.records, r)
-	return r.RecordID
+	return r.ID
 }
 
 // Records returns copies of the records of rr (relative or "@") and type
@@ -215,13 +170,7 @@ func (s *Server) AddRecordOnLine(domain, rr, typ, value string, ttl int, line st
 func (s *Server) Records(domain, rr, typ string) []Record {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Record
-	for _, r := range s.records {
-		if r.Domain == domain && r.RR == strings.ToLower(rr) && (typ == "" || r.Type == typ) {
-			out = append(out, *r)
-		}
-	}
-	return out
+	return s.records.Copies(domain, rr, typ)
 }
 
 func (s *Server) domainLocked(name string) *Domain {
@@ -232,14 +181,4 @@ func (s *Server) domainLocked(name string) *Domain {
 		}
 	}
 	return nil
-}
-
-// Client returns an HTTP client that sends requests for
-// https://alidns.aliyuncs.com to the fake.
-func (s *Server) Client() *http.Client { return s.ClientDialing(nil) }
-
-// ClientDialing is Client with a custom dialer, e.g. one that dials from
-// inside a test bed's namespace.
-func (s *Server) ClientDialing(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
-	return ddnstest.APIClient("alidns.aliyuncs.com", s.URL, dial)
 }

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/homederp/homederp/ddns/ddnstest"
 )
 
 // authorization is a parsed ACS3-HMAC-SHA256 Authorization header.
@@ -104,47 +106,47 @@ const maxSkew = 15 * time.Minute
 // requiredSigned are the headers every V3 signature must cover.
 var requiredSigned = []string{"host", "x-acs-action", "x-acs-content-sha256", "x-acs-date", "x-acs-signature-nonce", "x-acs-version"}
 
-// authenticate checks r's V3 signature and returns the key, or the error
-// Alibaba Cloud answers.
-func (s *Server) authenticate(r *http.Request, body []byte) (*keyState, *apiError) {
+// authenticate checks r's V3 signature and returns the key and its ID, or
+// the error Alibaba Cloud answers.
+func (s *Server) authenticate(r *http.Request, body []byte) (string, ddnstest.Key, *apiError) {
 	a, ok := parseAuth(r.Header.Get("Authorization"))
 	if !ok {
-		return nil, &apiError{400, "IncompleteSignature", "The request signature does not conform to Aliyun standards."}
+		return "", ddnstest.Key{}, &apiError{400, "IncompleteSignature", "The request signature does not conform to Aliyun standards."}
 	}
 	for _, h := range requiredSigned {
 		if !slices.Contains(a.signedHeaders, h) {
-			return nil, &apiError{400, "IncompleteSignature", "The request signature does not conform to Aliyun standards: it must sign " + h + "."}
+			return "", ddnstest.Key{}, &apiError{400, "IncompleteSignature", "The request signature does not conform to Aliyun standards: it must sign " + h + "."}
 		}
 	}
 	sum := sha256.Sum256(body)
 	if r.Header.Get("x-acs-content-sha256") != hex.EncodeToString(sum[:]) {
-		return nil, &apiError{400, "IncompleteSignature", "The request signature does not conform to Aliyun standards: x-acs-content-sha256 is not the body's hash."}
+		return "", ddnstest.Key{}, &apiError{400, "IncompleteSignature", "The request signature does not conform to Aliyun standards: x-acs-content-sha256 is not the body's hash."}
 	}
 	date, err := time.Parse("2006-01-02T15:04:05Z", r.Header.Get("x-acs-date"))
 	if err != nil {
-		return nil, &apiError{400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted."}
+		return "", ddnstest.Key{}, &apiError{400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted."}
 	}
 	if d := s.now().Sub(date); d > maxSkew || d < -maxSkew {
-		return nil, &apiError{400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."}
+		return "", ddnstest.Key{}, &apiError{400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."}
+	}
+	k, secret, ok := s.keys.Get(a.keyID)
+	switch {
+	case !ok:
+		return "", k, &apiError{404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."}
+	case k.Disabled:
+		return "", k, &apiError{400, "InvalidAccessKeyId.Inactive", "Specified access key is disabled."}
+	}
+	if !hmac.Equal([]byte(expectedSignature(r, a, secret)), []byte(a.signature)) {
+		return "", k, &apiError{400, "SignatureDoesNotMatch", "Specified signature is not matched with our calculation."}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := s.keys[a.keyID]
-	switch {
-	case k == nil:
-		return nil, &apiError{404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."}
-	case k.Disabled:
-		return nil, &apiError{400, "InvalidAccessKeyId.Inactive", "Specified access key is disabled."}
-	}
-	if !hmac.Equal([]byte(expectedSignature(r, a, k.secret)), []byte(a.signature)) {
-		return nil, &apiError{400, "SignatureDoesNotMatch", "Specified signature is not matched with our calculation."}
-	}
 	nonce := r.Header.Get("x-acs-signature-nonce")
 	if s.nonces[nonce] {
-		return nil, &apiError{400, "SignatureNonceUsed", "Specified signature nonce was used already."}
+		return "", k, &apiError{400, "SignatureNonceUsed", "Specified signature nonce was used already."}
 	}
 	s.nonces[nonce] = true
-	return k, nil
+	return a.keyID, k, nil
 }
 
 // form is the request's parameters: the query and, for a form body, the

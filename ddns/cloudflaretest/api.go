@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/homederp/homederp/ddns/ddnstest"
 )
 
 type apiError struct {
@@ -97,9 +99,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.opts.Logf("cloudflaretest: %s %s", r.Method, r.URL.RequestURI())
 	}
 
-	s.Count(rt)
-	if fault, ok := s.Take(); ok {
-		writeFault(w, fault)
+	if s.Intercept(w, rt, writeFault) {
 		return
 	}
 
@@ -190,15 +190,13 @@ func (s *Server) rateLimited(w http.ResponseWriter, token string) bool {
 	if limit <= 0 {
 		limit = 1200
 	}
-	now := time.Now()
 	s.mu.Lock()
 	win := s.window[token]
-	for len(win) > 0 && now.Sub(win[0]) > 5*time.Minute {
-		win = win[1:]
+	if win == nil {
+		win = &ddnstest.Window{}
+		s.window[token] = win
 	}
-	win = append(win, now)
-	s.window[token] = win
-	over := len(win) > limit
+	over := win.Add(time.Now(), 5*time.Minute) > limit
 	s.mu.Unlock()
 	if over {
 		ra := s.opts.RetryAfter

@@ -24,12 +24,10 @@
 package cloudflaretest
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -105,24 +103,18 @@ type Fault struct {
 
 // Server is the fake. Its methods are safe for concurrent use.
 type Server struct {
-	URL string // e.g. http://127.0.0.1:40000
+	// Fake is the API server, its client, the request counts by "METHOD
+	// route" (e.g. "PATCH /zones/:zone/dns_records/:id"), the faults and
+	// the DNS side.
+	ddnstest.Fake[Fault]
 
-	srv  *httptest.Server
 	opts Options
-
-	// Calls counts requests by "METHOD route" (e.g. "PATCH
-	// /zones/:zone/dns_records/:id") and successful record changes.
-	ddnstest.Calls
-	// Faults replace the next answers (FailNext) or all (SetDown).
-	ddnstest.Faults[Fault]
-	// DNSSide serves what the fake holds (see StartDNS).
-	ddnstest.DNSSide
 
 	mu      sync.Mutex
 	tokens  map[string]*Token
 	zones   []*Zone
 	records []*Record
-	window  map[string][]time.Time // per token, for the rate limit
+	window  map[string]*ddnstest.Window // per token, for the rate limit
 }
 
 // New starts a fake and stops it when the test ends.
@@ -131,16 +123,11 @@ func New(t testing.TB, opts Options) *Server {
 	s := &Server{
 		opts:   opts,
 		tokens: map[string]*Token{},
-		window: map[string][]time.Time{},
+		window: map[string]*ddnstest.Window{},
 	}
-	s.srv = ddnstest.ServeAPI(t, opts.Listener, http.HandlerFunc(s.serveHTTP))
-	s.URL = s.srv.URL
+	s.Start(t, opts.Listener, "api.cloudflare.com", http.HandlerFunc(s.serveHTTP))
 	return s
 }
-
-// Close stops the API server: later calls get "connection refused", as
-// when Cloudflare is unreachable.
-func (s *Server) Close() { s.srv.Close() }
 
 func randHex(n int) string {
 	b := make([]byte, n/2)
@@ -150,19 +137,14 @@ func randHex(n int) string {
 
 // AddToken registers a token and returns its 40-character secret.
 func (s *Server) AddToken(tok Token) string {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
-	b := make([]byte, 40)
-	rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
+	secret := ddnstest.RandString(40, ddnstest.Alnum+"_-")
 	if tok.Status == "" {
 		tok.Status = "active"
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.tokens[string(b)] = &tok
-	return string(b)
+	s.tokens[secret] = &tok
+	return secret
 }
 
 // AddZone adds an active zone with Cloudflare-style name servers.
@@ -234,17 +216,6 @@ func (s *Server) Records(zone, name, typ string) []Record {
 	return out
 }
 
-// AllRecords returns copies of every record of every zone.
-func (s *Server) AllRecords() []Record {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Record, 0, len(s.records))
-	for _, r := range s.records {
-		out = append(out, *r)
-	}
-	return out
-}
-
 func (s *Server) zoneByNameLocked(name string) *Zone {
 	name = strings.ToLower(strings.TrimSuffix(name, "."))
 	for _, z := range s.zones {
@@ -274,15 +245,4 @@ func proxiable(typ string) bool {
 		return true
 	}
 	return false
-}
-
-// Client returns an HTTP client that sends requests for
-// https://api.cloudflare.com to the fake, over a fresh connection dialled
-// with dial (nil = the host's network).
-func (s *Server) Client() *http.Client { return s.ClientDialing(nil) }
-
-// ClientDialing is Client with a custom dialer, e.g. one that dials from
-// inside a test bed's namespace.
-func (s *Server) ClientDialing(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
-	return ddnstest.APIClient("api.cloudflare.com", s.URL, dial)
 }

@@ -1,6 +1,7 @@
 package ddnstest
 
 import (
+	"context"
 	"crypto/rand"
 	"maps"
 	"net"
@@ -9,6 +10,66 @@ import (
 	"sync"
 	"testing"
 )
+
+// Fake is what every provider fake is made of besides the vendor's API:
+// the HTTP server, a client that reaches it under the vendor's API host,
+// the request counts, the scripted faults (F is the fake's Fault type) and
+// the DNS side. Fakes embed it, so that its methods are theirs, and start
+// it from their New.
+type Fake[F any] struct {
+	URL string // e.g. http://127.0.0.1:40000
+
+	// Calls counts requests by route (e.g. "UpdateDomainRecord") and
+	// successful record changes.
+	Calls
+	// Faults replace the next answers (FailNext) or all (SetDown).
+	Faults[F]
+	// DNSSide serves what the fake holds (see StartAuthority).
+	DNSSide
+
+	host string
+	srv  *httptest.Server
+}
+
+// Start serves h on l (nil = 127.0.0.1:0, plain HTTP) as the API at host,
+// e.g. "alidns.aliyuncs.com"; it stops with the test.
+func (f *Fake[F]) Start(t testing.TB, l net.Listener, host string, h http.Handler) {
+	t.Helper()
+	f.srv = httptest.NewUnstartedServer(h)
+	if l != nil {
+		f.srv.Listener.Close()
+		f.srv.Listener = l
+	}
+	f.srv.Start()
+	t.Cleanup(f.srv.Close)
+	f.URL, f.host = f.srv.URL, host
+}
+
+// Intercept counts a request of route and, if a fault is scripted, answers
+// it with write and returns true: the fake's handler then stops. Every
+// fake's handler starts with it.
+func (f *Fake[F]) Intercept(w http.ResponseWriter, route string, write func(http.ResponseWriter, F)) bool {
+	f.Count(route)
+	fault, ok := f.Take()
+	if ok {
+		write(w, fault)
+	}
+	return ok
+}
+
+// Close stops the API server: later calls get "connection refused", as
+// when the provider is unreachable.
+func (f *Fake[F]) Close() { f.srv.Close() }
+
+// Client returns an HTTP client that sends requests for the vendor's API
+// host to the fake.
+func (f *Fake[F]) Client() *http.Client { return f.ClientDialing(nil) }
+
+// ClientDialing is Client with a custom dialer, e.g. one that dials from
+// inside a test bed's namespace.
+func (f *Fake[F]) ClientDialing(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
+	return APIClient(f.host, f.URL, dial)
+}
 
 // Calls counts a provider fake's requests. Fakes embed it, so that its
 // methods are theirs; it is safe for concurrent use.
@@ -108,19 +169,8 @@ func (q *Faults[F]) Take() (F, bool) {
 	return zero, false
 }
 
-// ServeAPI starts a provider fake's API server with handler h on l (nil =
-// 127.0.0.1:0, plain HTTP: see APIClient); it stops with the test.
-func ServeAPI(t testing.TB, l net.Listener, h http.Handler) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewUnstartedServer(h)
-	if l != nil {
-		srv.Listener.Close()
-		srv.Listener = l
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv
-}
+// Alnum is the alphabet of the cloud providers' key IDs and secrets.
+const Alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 // RandString returns n random characters of alphabet, e.g. for keys and
 // record IDs.

@@ -1,7 +1,6 @@
 package tencentcloudtest
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,16 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
+	"github.com/homederp/homederp/ddns/ddnstest"
 )
 
 // Version is the only DNSPod API version the fake speaks.
 const Version = "2021-03-23"
-
-func requestID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
-}
 
 // reply writes {"Response": fields + RequestId} with HTTP 200, as Tencent
 // Cloud answers success and failure alike.
@@ -28,7 +24,7 @@ func reply(w http.ResponseWriter, fields map[string]any) {
 	if fields == nil {
 		fields = map[string]any{}
 	}
-	fields["RequestId"] = requestID()
+	fields["RequestId"] = uuid.NewString()
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{"Response": fields})
 }
@@ -60,16 +56,14 @@ var writes = []string{"CreateRecord", "ModifyRecord", "DeleteRecord"}
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	action := r.Header.Get("X-TC-Action")
-	s.Count(action)
 	if s.opts.Logf != nil {
 		s.opts.Logf("tencentcloudtest: %s %s", r.Method, action)
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil {
+	if s.Intercept(w, action, writeFault) {
 		return
 	}
-	if f, ok := s.Take(); ok {
-		writeFault(w, f)
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
 		return
 	}
 	switch {
@@ -83,12 +77,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		replyError(w, "NoSuchVersion", fmt.Sprintf("The requested version `%s` of service `dnspod` does not exist.", r.Header.Get("X-TC-Version")))
 		return
 	}
-	k, code, msg := s.authenticate(r, body)
+	id, k, code, msg := s.authenticate(r, body)
 	if code != "" {
 		replyError(w, code, msg)
 		return
 	}
-	if n, over := s.rateLimited(k); over {
+	if n := s.keys.Count(id, s.now(), time.Second); n > s.opts.RateLimit {
 		replyError(w, "RequestLimitExceeded", fmt.Sprintf("Your current request times equals to `%d` in a second, which exceeds the frequency limit `%d` for a second. Please reduce the frequency of calls.", n, s.opts.RateLimit))
 		return
 	}
@@ -101,7 +95,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		replyError(w, "AuthFailure.UnauthorizedOperation", fmt.Sprintf("you are not authorized to perform operation (dnspod:%s)", action))
 		return
 	}
-	if action != "DescribeDomainList" && k.Domains != nil && !slices.Contains(k.Domains, strings.ToLower(p.Domain)) {
+	if action != "DescribeDomainList" && !k.Sees(strings.ToLower(p.Domain)) {
 		replyError(w, "AuthFailure.UnauthorizedOperation", fmt.Sprintf("you are not authorized to perform operation (dnspod:%s) on resource (qcs::dnspod:::domain/%s)", action, p.Domain))
 		return
 	}
@@ -119,21 +113,6 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		replyError(w, "InvalidAction", fmt.Sprintf("The action `%s` is not supported by this fake.", action))
 	}
-}
-
-// rateLimited counts a request of k in its one-second window.
-func (s *Server) rateLimited(k *keyState) (int, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	kept := k.window[:0]
-	for _, t := range k.window {
-		if now.Sub(t) < time.Second {
-			kept = append(kept, t)
-		}
-	}
-	k.window = append(kept, now)
-	return len(k.window), len(k.window) > s.opts.RateLimit
 }
 
 // params are the request fields of every action the fake serves.
@@ -180,12 +159,12 @@ func (s *Server) describeDomain(w http.ResponseWriter, p params) {
 	}})
 }
 
-func (s *Server) describeDomainList(w http.ResponseWriter, k *keyState, p params) {
+func (s *Server) describeDomainList(w http.ResponseWriter, k ddnstest.Key, p params) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var list []map[string]any
 	for _, d := range s.domains {
-		if k.Domains != nil && !slices.Contains(k.Domains, d.Name) {
+		if !k.Sees(d.Name) {
 			continue
 		}
 		list = append(list, map[string]any{"DomainId": d.ID, "Name": d.Name, "Status": d.Status, "TTL": d.MinTTL,
@@ -237,8 +216,8 @@ func (s *Server) describeRecordList(w http.ResponseWriter, p params) {
 			continue
 		}
 		subdomains[r.Name] = true
-		list = append(list, map[string]any{"RecordId": r.RecordID, "Value": r.Value, "Status": r.Status,
-			"UpdatedOn": r.UpdatedOn.Format(time.DateTime), "Name": r.Name, "Line": r.Line, "LineId": lineID(r.Line),
+		list = append(list, map[string]any{"RecordId": json.Number(r.ID), "Value": r.Value, "Status": r.Status,
+			"UpdatedOn": r.Updated.Format(time.DateTime), "Name": r.Name, "Line": r.Line, "LineId": lineID(r.Line),
 			"Type": r.Type, "Weight": nil, "MonitorStatus": "", "Remark": "", "TTL": r.TTL, "MX": r.MX, "DefaultNS": false})
 	}
 	total := len(list)
@@ -306,10 +285,8 @@ func (s *Server) writeRecord(w http.ResponseWriter, action string, p params) {
 			replyError(w, "MissingParameter", "The request is missing a required parameter `RecordId`.")
 			return
 		}
-		for _, r := range s.records {
-			if r.Domain == d.Name && r.RecordID == *p.RecordID {
-				cur = r
-			}
+		if r := s.records.Find(strconv.FormatUint(*p.RecordID, 10)); r != nil && r.Domain == d.Name {
+			cur = r
 		}
 		if cur == nil {
 			replyError(w, "InvalidParameter.RecordIdInvalid", "The record ID is incorrect.")
@@ -320,7 +297,11 @@ func (s *Server) writeRecord(w http.ResponseWriter, action string, p params) {
 		replyError(w, "MissingParameter", "The request is missing a required parameter: RecordType, RecordLine and Value are required.")
 		return
 	}
-	next := Record{Domain: d.Name, Name: "@", Type: strings.ToUpper(*p.RecordType), Line: *p.RecordLine, Value: *p.Value, TTL: 600, Status: "ENABLE", UpdatedOn: s.now()}
+	now := s.now()
+	next := Record{Domain: d.Name, Name: "@", Type: strings.ToUpper(*p.RecordType), Line: *p.RecordLine, Value: *p.Value, TTL: 600, Status: "ENABLE", Created: now, Updated: now}
+	if cur != nil {
+		next.ID, next.Created = cur.ID, cur.Created
+	}
 	if p.SubDomain != nil && *p.SubDomain != "" {
 		next.Name = strings.ToLower(*p.SubDomain)
 	}
@@ -334,22 +315,18 @@ func (s *Server) writeRecord(w http.ResponseWriter, action string, p params) {
 		replyError(w, code, msg)
 		return
 	}
-	for _, r := range s.records {
-		if r != cur && r.Domain == d.Name && r.Name == next.Name && r.Type == next.Type && r.Line == next.Line && r.Value == next.Value {
-			replyError(w, "InvalidParameter.DomainRecordExist", "The record already exists.")
-			return
-		}
+	if s.records.Duplicate(&next) {
+		replyError(w, "InvalidParameter.DomainRecordExist", "The record already exists.")
+		return
 	}
 	if cur == nil {
-		s.nextID++
-		next.RecordID = s.nextID
+		next.ID = strconv.FormatUint(s.newIDLocked(), 10)
 		s.records = append(s.records, &next)
 	} else {
-		next.RecordID = cur.RecordID
 		*cur = next
 	}
 	s.CountWrite()
-	reply(w, map[string]any{"RecordId": next.RecordID})
+	reply(w, map[string]any{"RecordId": json.Number(next.ID)})
 }
 
 func (s *Server) deleteRecord(w http.ResponseWriter, p params) {
@@ -363,13 +340,12 @@ func (s *Server) deleteRecord(w http.ResponseWriter, p params) {
 		replyError(w, "MissingParameter", "The request is missing a required parameter `RecordId`.")
 		return
 	}
-	for i, r := range s.records {
-		if r.Domain == d.Name && r.RecordID == *p.RecordID {
-			s.records = slices.Delete(s.records, i, i+1)
-			s.CountWrite()
-			reply(w, nil)
-			return
-		}
+	id := strconv.FormatUint(*p.RecordID, 10)
+	if r := s.records.Find(id); r == nil || r.Domain != d.Name {
+		replyError(w, "InvalidParameter.RecordIdInvalid", "The record ID is incorrect.")
+		return
 	}
-	replyError(w, "InvalidParameter.RecordIdInvalid", "The record ID is incorrect.")
+	s.records.Delete(id)
+	s.CountWrite()
+	reply(w, nil)
 }

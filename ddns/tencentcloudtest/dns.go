@@ -27,15 +27,8 @@ func (s *Server) authZones() []ddnstest.AuthZone {
 	var out []ddnstest.AuthZone
 	for _, d := range s.domains {
 		z := ddnstest.AuthZone{Name: d.Name, NS: d.NS, Mbox: "freednsadmin.dnspod.com"}
-		for _, r := range s.records {
-			if r.Domain != d.Name || r.Line != "默认" || r.Status != "ENABLE" || d.Status != "ENABLE" {
-				continue
-			}
-			name := d.Name
-			if r.Name != "@" {
-				name = r.Name + "." + d.Name
-			}
-			z.Records = append(z.Records, ddnstest.AuthRR{Name: name, Type: r.Type, Value: r.Value, TTL: uint32(r.TTL)})
+		if d.Status == "ENABLE" {
+			z.Records = s.records.Served(d.Name, "默认")
 		}
 		out = append(out, z)
 	}

@@ -29,10 +29,9 @@
 package tencentcloudtest
 
 import (
-	"context"
 	"net"
 	"net/http"
-	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -57,22 +56,10 @@ type Options struct {
 	Logf func(format string, args ...any)
 }
 
-// Key is a Tencent Cloud API key the fake accepts.
-type Key struct {
-	Disabled bool // the key was disabled or deleted in the console
-	// ReadOnly keys belong to a CAM user with read access only
-	// (QcloudDNSPodReadOnlyAccess): writes answer
-	// AuthFailure.UnauthorizedOperation.
-	ReadOnly bool
-	// Domains limits the key to these domains; nil = every domain.
-	Domains []string
-}
-
-type keyState struct {
-	Key
-	secret string
-	window []time.Time
-}
+// Key is a Tencent Cloud API key the fake accepts. A ReadOnly one belongs
+// to a CAM user with QcloudDNSPodReadOnlyAccess, whose writes answer
+// AuthFailure.UnauthorizedOperation.
+type Key = ddnstest.Key
 
 // Domain is a domain the fake holds.
 type Domain struct {
@@ -85,19 +72,9 @@ type Domain struct {
 	MinTTL    int      // 600 on the free plan
 }
 
-// Record is a DNS record as DNSPod stores it.
-type Record struct {
-	RecordID  uint64
-	Domain    string // e.g. "example.com"
-	Name      string // relative, "@" for the apex, e.g. "derp"
-	Type      string
-	Line      string // "默认" (the default line), "电信", ...
-	Value     string
-	TTL       int
-	MX        int
-	Status    string // "ENABLE" or "DISABLE"
-	UpdatedOn time.Time
-}
+// Record is a DNS record as DNSPod stores it; its Line is "默认" (the
+// default line), "电信", ...
+type Record = ddnstest.Record
 
 // Fault is a scripted answer that replaces the next requests' real ones.
 type Fault struct {
@@ -113,25 +90,20 @@ type Fault struct {
 
 // Server is the fake. Its methods are safe for concurrent use.
 type Server struct {
-	URL string // e.g. http://127.0.0.1:40000
+	// Fake is the API server, its client, the request counts by action
+	// (e.g. "ModifyRecord"), the faults and the DNS side.
+	ddnstest.Fake[Fault]
 
-	// Calls counts requests by action (e.g. "ModifyRecord") and
-	// successful record changes.
-	ddnstest.Calls
-	// Faults replace the next answers (FailNext) or all (SetDown).
-	ddnstest.Faults[Fault]
-	// DNSSide serves what the fake holds (see StartDNS).
-	ddnstest.DNSSide
-
-	srv  *httptest.Server
 	opts Options
+	keys ddnstest.Keys
 
 	mu      sync.Mutex
-	keys    map[string]*keyState
 	domains []*Domain
-	records []*Record
-	nextID  uint64
+	records ddnstest.Records
+	nextID  uint64 // of domains and records
 }
+
+var _ ddnstest.KeyPairFake = (*Server)(nil)
 
 // New starts a fake and stops it when the test ends.
 func New(t testing.TB, opts Options) *Server {
@@ -139,15 +111,10 @@ func New(t testing.TB, opts Options) *Server {
 	if opts.RateLimit <= 0 {
 		opts.RateLimit = 20
 	}
-	s := &Server{opts: opts, keys: map[string]*keyState{}, nextID: 1000}
-	s.srv = ddnstest.ServeAPI(t, opts.Listener, http.HandlerFunc(s.serveHTTP))
-	s.URL = s.srv.URL
+	s := &Server{opts: opts, nextID: 1000}
+	s.Start(t, opts.Listener, "dnspod.tencentcloudapi.com", http.HandlerFunc(s.serveHTTP))
 	return s
 }
-
-// Close stops the API server: later calls get "connection refused", as
-// when Tencent Cloud is unreachable.
-func (s *Server) Close() { s.srv.Close() }
 
 func (s *Server) now() time.Time {
 	if s.opts.Now != nil {
@@ -156,36 +123,28 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
-const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
 // AddKey registers an API key and returns its SecretId ("AKID" and 32
 // letters and digits) and SecretKey (32).
 func (s *Server) AddKey(k Key) (secretID, secretKey string) {
-	secretID, secretKey = "AKID"+ddnstest.RandString(32, alnum), ddnstest.RandString(32, alnum)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.keys[secretID] = &keyState{Key: k, secret: secretKey}
+	secretID, secretKey = "AKID"+ddnstest.RandString(32, ddnstest.Alnum), ddnstest.RandString(32, ddnstest.Alnum)
+	s.keys.Add(secretID, secretKey, k)
 	return secretID, secretKey
 }
 
 // DisableKey disables a key, as the user would in the console.
-func (s *Server) DisableKey(secretID string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if k := s.keys[secretID]; k != nil {
-		k.Disabled = true
-	}
+func (s *Server) DisableKey(secretID string) { s.keys.Disable(secretID) }
+
+func (s *Server) newIDLocked() uint64 {
+	s.nextID++
+	return s.nextID
 }
 
 // AddDomain adds an enabled domain on the free plan.
-func (s *Server) AddDomain(name string) *Domain {
+func (s *Server) AddDomain(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.nextID++
-	d := &Domain{ID: s.nextID, Name: strings.ToLower(strings.TrimSuffix(name, ".")), Status: "ENABLE", Grade: "DP_FREE",
-		NS: []string{"f1g1ns1.dnspod.net", "f1g1ns2.dnspod.net"}, MinTTL: 600}
-	s.domains = append(s.domains, d)
-	return d
+	s.domains = append(s.domains, &Domain{ID: s.newIDLocked(), Name: strings.ToLower(strings.TrimSuffix(name, ".")), Status: "ENABLE", Grade: "DP_FREE",
+		NS: []string{"f1g1ns1.dnspod.net", "f1g1ns2.dnspod.net"}, MinTTL: 600})
 }
 
 // SetDomain changes a domain, e.g. its Status or DNSStatus.
@@ -199,22 +158,23 @@ func (s *Server) SetDomain(name string, change func(*Domain)) {
 
 // AddRecord stores a record on the default line directly (as if made in
 // the console) and returns its ID.
-func (s *Server) AddRecord(domain, name, typ, value string, ttl int) uint64 {
+func (s *Server) AddRecord(domain, name, typ, value string, ttl int) string {
 	return s.AddRecordOnLine(domain, name, typ, value, ttl, "默认")
 }
 
 // AddRecordOnLine stores a record on a resolution line, e.g. "电信".
-func (s *Server) AddRecordOnLine(domain, name, typ, value string, ttl int, line string) uint64 {
+func (s *Server) AddRecordOnLine(domain, name, typ, value string, ttl int, line string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := s.domainLocked(domain)
 	if d == nil {
 		panic("tencentcloudtest: no domain " + domain)
 	}
-	s.nextID++
-	s.records = append(s.records, &Record{RecordID: s.nextID, Domain: d.Name, Name: strings.ToLower(name), Type: strings.ToUpper(typ),
-		Line: line, Value: value, TTL: ttl, Status: "ENABLE", UpdatedOn: s.now()})
-	return s.nextID
+	now := s.now()
+	r := &Record{ID: strconv.FormatUint(s.newIDLocked(), 10), Domain: d.Name, Name: strings.ToLower(name), Type: strings.ToUpper(typ),
+		Line: line, Value: value, TTL: ttl, Status: "ENABLE", Created: now, Updated: now}
+	s.records = append(s.records, r)
+	return r.ID
 }
 
 // Records returns copies of the records of name (relative or "@") and
@@ -222,24 +182,7 @@ func (s *Server) AddRecordOnLine(domain, name, typ, value string, ttl int, line 
 func (s *Server) Records(domain, name, typ string) []Record {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Record
-	for _, r := range s.records {
-		if r.Domain == domain && r.Name == strings.ToLower(name) && (typ == "" || r.Type == typ) {
-			out = append(out, *r)
-		}
-	}
-	return out
-}
-
-// AllRecords returns copies of every record.
-func (s *Server) AllRecords() []Record {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Record, 0, len(s.records))
-	for _, r := range s.records {
-		out = append(out, *r)
-	}
-	return out
+	return s.records.Copies(domain, name, typ)
 }
 
 func (s *Server) domainLocked(name string) *Domain {
@@ -250,14 +193,4 @@ func (s *Server) domainLocked(name string) *Domain {
 		}
 	}
 	return nil
-}
-
-// Client returns an HTTP client that sends requests for
-// https://dnspod.tencentcloudapi.com to the fake.
-func (s *Server) Client() *http.Client { return s.ClientDialing(nil) }
-
-// ClientDialing is Client with a custom dialer, e.g. one that dials from
-// inside a test bed's namespace.
-func (s *Server) ClientDialing(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
-	return ddnstest.APIClient("dnspod.tencentcloudapi.com", s.URL, dial)
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/homederp/homederp/ddns/ddnstest"
 )
 
 // signature is a parsed TC3-HMAC-SHA256 Authorization header.
@@ -95,24 +97,24 @@ const msgSignatureFailure = "The provided credentials could not be validated. Pl
 // clock before AuthFailure.SignatureExpire.
 const maxSkew = 5 * time.Minute
 
-// authenticate checks the request's signature and returns the key, or the
-// error code and message Tencent Cloud answers.
-func (s *Server) authenticate(r *http.Request, body []byte) (*keyState, string, string) {
+// authenticate checks the request's signature and returns the key and its
+// SecretId, or the error code and message Tencent Cloud answers.
+func (s *Server) authenticate(r *http.Request, body []byte) (string, ddnstest.Key, string, string) {
 	sig, ok := parseAuth(r.Header.Get("Authorization"))
 	if !ok {
-		return nil, "AuthFailure.InvalidAuthorization", "Authorization header format error."
+		return "", ddnstest.Key{}, "AuthFailure.InvalidAuthorization", "Authorization header format error."
 	}
 	ts, err := strconv.ParseInt(r.Header.Get("X-TC-Timestamp"), 10, 64)
 	if err != nil {
-		return nil, "MissingParameter", "The request is missing a required parameter `X-TC-Timestamp`."
+		return "", ddnstest.Key{}, "MissingParameter", "The request is missing a required parameter `X-TC-Timestamp`."
 	}
 	now := s.now()
 	signed := time.Unix(ts, 0)
 	if d := now.Sub(signed); d > maxSkew || d < -maxSkew {
-		return nil, "AuthFailure.SignatureExpire", "Signature expired. Timestamp is " + strconv.FormatInt(ts, 10) + ", current server time is " + strconv.FormatInt(now.Unix(), 10) + "."
+		return "", ddnstest.Key{}, "AuthFailure.SignatureExpire", "Signature expired. Timestamp is " + strconv.FormatInt(ts, 10) + ", current server time is " + strconv.FormatInt(now.Unix(), 10) + "."
 	}
 	if sig.date != signed.UTC().Format(time.DateOnly) || sig.service != "dnspod" {
-		return nil, "AuthFailure.SignatureFailure", msgSignatureFailure
+		return "", ddnstest.Key{}, "AuthFailure.SignatureFailure", msgSignatureFailure
 	}
 	hasHost, hasType := false, false
 	for _, h := range sig.signedHeaders {
@@ -120,17 +122,15 @@ func (s *Server) authenticate(r *http.Request, body []byte) (*keyState, string, 
 		hasType = hasType || h == "content-type"
 	}
 	if !hasHost || !hasType {
-		return nil, "AuthFailure.SignatureFailure", msgSignatureFailure
+		return "", ddnstest.Key{}, "AuthFailure.SignatureFailure", msgSignatureFailure
 	}
-	s.mu.Lock()
-	k := s.keys[sig.secretID]
-	s.mu.Unlock()
-	if k == nil || k.Disabled {
-		return nil, "AuthFailure.SecretIdNotFound", "The SecretId is not found, please ensure that your SecretId is correct."
+	k, secret, ok := s.keys.Get(sig.secretID)
+	if !ok || k.Disabled {
+		return "", k, "AuthFailure.SecretIdNotFound", "The SecretId is not found, please ensure that your SecretId is correct."
 	}
-	want := expectedSignature(r, body, sig, k.secret, r.Header.Get("X-TC-Timestamp"))
+	want := expectedSignature(r, body, sig, secret, r.Header.Get("X-TC-Timestamp"))
 	if !hmac.Equal([]byte(want), []byte(sig.sig)) {
-		return nil, "AuthFailure.SignatureFailure", msgSignatureFailure
+		return "", k, "AuthFailure.SignatureFailure", msgSignatureFailure
 	}
-	return k, "", ""
+	return sig.secretID, k, "", ""
 }
