@@ -75,10 +75,7 @@ var (
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	action := r.Header.Get("x-acs-action")
-	if s.opts.Logf != nil {
-		s.opts.Logf("alidnstest: %s %s", r.Method, action)
-	}
-	if s.Intercept(w, action, writeFault) {
+	if s.Intercept(w, r, action, writeFault) {
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
@@ -94,7 +91,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		replyError(w, *ae)
 		return
 	}
-	if s.keys.Count(id, s.now(), time.Second) > s.opts.RateLimit {
+	if s.keys.Count(id, s.opts.Time(), time.Second) > s.opts.RateLimit {
 		replyError(w, apiError{400, "Throttling.User", "Request was denied due to user flow control."})
 		return
 	}
@@ -259,7 +256,7 @@ func (s *Server) addRecord(w http.ResponseWriter, p url.Values) {
 		replyError(w, errNoDomain)
 		return
 	}
-	now := s.now()
+	now := s.opts.Time()
 	r := &Record{Domain: d.Name, Status: "ENABLE", Created: now, Updated: now}
 	if e := fill(d, r, p); e != nil {
 		replyError(w, *e)
@@ -292,7 +289,7 @@ func (s *Server) updateRecord(w http.ResponseWriter, p url.Values) {
 		replyError(w, apiError{400, "DomainRecordDuplicate", "The DNS record already exists."})
 		return
 	}
-	next.Updated = s.now()
+	next.Updated = s.opts.Time()
 	*cur = next
 	s.CountWrite()
 	reply(w, map[string]any{"RecordId": cur.ID})

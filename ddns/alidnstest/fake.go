@@ -28,31 +28,19 @@
 package alidnstest
 
 import (
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/homederp/homederp/ddns/ddnstest"
 )
 
-// Options configure a fake.
-type Options struct {
-	// Listener to serve the API on; nil = 127.0.0.1:0. A test bed passes a
-	// listener created inside a network namespace.
-	Listener net.Listener
-	// RateLimit is the number of requests per AccessKey allowed in any
-	// second before Throttling.User; 0 = 20.
-	RateLimit int
-	// Now is the fake's clock, against which x-acs-date is checked; nil =
-	// time.Now.
-	Now func() time.Time
-	// Logf logs every request; nil = quiet.
-	Logf func(format string, args ...any)
-}
+// Options configure a fake: past RateLimit requests per AccessKey in a
+// second (0 = 20) it answers Throttling.User, and it checks x-acs-date
+// against Now.
+type Options = ddnstest.KeyPairOptions
 
 // Key is an AccessKey the fake accepts. A ReadOnly one belongs to a RAM
 // user with AliyunDNSReadOnlyAccess, whose writes answer Forbidden.RAM.
@@ -108,15 +96,8 @@ func New(t testing.TB, opts Options) *Server {
 		opts.RateLimit = 20
 	}
 	s := &Server{opts: opts, nonces: map[string]bool{}, nextID: 1978593525000}
-	s.Start(t, opts.Listener, "alidns.aliyuncs.com", http.HandlerFunc(s.serveHTTP))
+	s.Start(t, ddnstest.Serving{Host: "alidns.aliyuncs.com", Listener: opts.Listener, API: http.HandlerFunc(s.serveHTTP), Zones: s.authZones, Logf: opts.Logf})
 	return s
-}
-
-func (s *Server) now() time.Time {
-	if s.opts.Now != nil {
-		return s.opts.Now()
-	}
-	return time.Now()
 }
 
 // AddKey registers an AccessKey and returns its ID ("LTAI" and 20 letters
@@ -158,7 +139,7 @@ func (s *Server) AddRecordOnLine(domain, rr, typ, value string, ttl int, line st
 	if d == nil {
 		panic("alidnstest: no domain " + domain)
 	}
-	now := s.now()
+	now := s.opts.Time()
 	r := &Record{ID: s.newIDLocked(), Domain: d.Name, Name: strings.ToLower(rr), Type: strings.ToUpper(typ), Value: value, TTL: ttl,
 		Line: line, Status: "ENABLE", Created: now, Updated: now}
 	s.records = append(s.records, r)

@@ -126,7 +126,7 @@ func (s *Server) authenticate(r *http.Request, body []byte) (string, ddnstest.Ke
 	if err != nil {
 		return "", ddnstest.Key{}, &apiError{400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted."}
 	}
-	if d := s.now().Sub(date); d > maxSkew || d < -maxSkew {
+	if d := s.opts.Time().Sub(date); d > maxSkew || d < -maxSkew {
 		return "", ddnstest.Key{}, &apiError{400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."}
 	}
 	k, secret, ok := s.keys.Get(a.keyID)

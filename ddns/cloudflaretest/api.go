@@ -95,11 +95,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, "/client/v4")
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	rt := route(r.Method, parts)
-	if s.opts.Logf != nil {
-		s.opts.Logf("cloudflaretest: %s %s", r.Method, r.URL.RequestURI())
-	}
-
-	if s.Intercept(w, rt, writeFault) {
+	if s.Intercept(w, r, rt, writeFault) {
 		return
 	}
 

@@ -1,9 +1,7 @@
 package cloudflaretest
 
 import (
-	"net/netip"
 	"strings"
-	"testing"
 
 	"github.com/homederp/homederp/ddns/ddnstest"
 	"github.com/homederp/homederp/ddns/ipclass"
@@ -14,18 +12,11 @@ import (
 // ("ada.ns.cloudflare.com", ...) resolve to (nil = the DNS side's own).
 type DNSOptions = ddnstest.AuthorityOptions
 
-// StartDNS serves every zone the fake holds as Cloudflare's authoritative
-// servers would (see ddnstest.Authority), with Cloudflare anycast
-// addresses for proxied records and TTL 300 for automatic TTLs. It returns
-// the UDP address and stops with the test.
-func (s *Server) StartDNS(t testing.TB, o DNSOptions) netip.AddrPort {
-	t.Helper()
-	return s.StartAuthority(t, o, s.authZones)
-}
-
 const autoTTL = 300 // what Cloudflare serves for TTL 1 ("automatic")
 
-// authZones is what Cloudflare's servers serve now.
+// authZones is what Cloudflare's authoritative servers serve now (see
+// StartDNS): every zone, with Cloudflare anycast addresses for proxied
+// records and TTL 300 for automatic TTLs.
 func (s *Server) authZones() []ddnstest.AuthZone {
 	s.mu.Lock()
 	defer s.mu.Unlock()

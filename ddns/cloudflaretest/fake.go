@@ -125,7 +125,7 @@ func New(t testing.TB, opts Options) *Server {
 		tokens: map[string]*Token{},
 		window: map[string]*ddnstest.Window{},
 	}
-	s.Start(t, opts.Listener, "api.cloudflare.com", http.HandlerFunc(s.serveHTTP))
+	s.Start(t, ddnstest.Serving{Host: "api.cloudflare.com", Listener: opts.Listener, API: http.HandlerFunc(s.serveHTTP), Zones: s.authZones, Logf: opts.Logf})
 	return s
 }
 

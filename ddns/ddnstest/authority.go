@@ -264,19 +264,19 @@ func authRR(qname string, r AuthRR) dns.RR {
 	return nil
 }
 
-// DNSSide is a provider fake's DNS side. Fakes embed it, so that its
-// FreezeDNS, UnfreezeDNS, ForceTruncation and DNSQueries are theirs, and
-// start it from their StartDNS with the zones they hold.
+// DNSSide is a provider fake's DNS side: an authoritative server for the
+// zones the fake holds at the moment of each query. Fake embeds it.
 type DNSSide struct {
-	mu sync.Mutex
-	a  *Authority
+	mu    sync.Mutex
+	a     *Authority
+	zones func() []AuthZone
 }
 
-// StartAuthority starts the authoritative server (see StartAuthority) and
-// returns its address.
-func (d *DNSSide) StartAuthority(t testing.TB, o AuthorityOptions, zones func() []AuthZone) netip.AddrPort {
+// StartDNS starts the DNS side (see Authority) on o's sockets and returns
+// its UDP address; it stops with the test.
+func (d *DNSSide) StartDNS(t testing.TB, o AuthorityOptions) netip.AddrPort {
 	t.Helper()
-	a := StartAuthority(t, o, zones)
+	a := StartAuthority(t, o, d.zones)
 	d.mu.Lock()
 	d.a = a
 	d.mu.Unlock()

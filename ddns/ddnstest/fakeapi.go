@@ -24,31 +24,44 @@ type Fake[F any] struct {
 	Calls
 	// Faults replace the next answers (FailNext) or all (SetDown).
 	Faults[F]
-	// DNSSide serves what the fake holds (see StartAuthority).
+	// DNSSide serves what the fake holds (see StartDNS).
 	DNSSide
 
 	host string
+	logf func(format string, args ...any)
 	srv  *httptest.Server
 }
 
-// Start serves h on l (nil = 127.0.0.1:0, plain HTTP) as the API at host,
-// e.g. "alidns.aliyuncs.com"; it stops with the test.
-func (f *Fake[F]) Start(t testing.TB, l net.Listener, host string, h http.Handler) {
+// Serving is what a fake serves.
+type Serving struct {
+	Host     string       // the vendor's API host, e.g. "alidns.aliyuncs.com"
+	Listener net.Listener // for the API; nil = 127.0.0.1:0 (plain HTTP)
+	API      http.Handler
+	Zones    func() []AuthZone                // what the DNS side serves (see StartDNS)
+	Logf     func(format string, args ...any) // logs every request; nil = quiet
+}
+
+// Start starts the fake's API server; it stops with the test.
+func (f *Fake[F]) Start(t testing.TB, s Serving) {
 	t.Helper()
-	f.srv = httptest.NewUnstartedServer(h)
-	if l != nil {
+	f.srv = httptest.NewUnstartedServer(s.API)
+	if s.Listener != nil {
 		f.srv.Listener.Close()
-		f.srv.Listener = l
+		f.srv.Listener = s.Listener
 	}
 	f.srv.Start()
 	t.Cleanup(f.srv.Close)
-	f.URL, f.host = f.srv.URL, host
+	f.URL, f.host, f.logf, f.zones = f.srv.URL, s.Host, s.Logf, s.Zones
 }
 
-// Intercept counts a request of route and, if a fault is scripted, answers
-// it with write and returns true: the fake's handler then stops. Every
-// fake's handler starts with it.
-func (f *Fake[F]) Intercept(w http.ResponseWriter, route string, write func(http.ResponseWriter, F)) bool {
+// Intercept logs and counts a request of route (e.g. the action it
+// calls) and, if a fault is scripted, answers it with write and returns
+// true: the fake's handler then stops. Every fake's handler starts with
+// it.
+func (f *Fake[F]) Intercept(w http.ResponseWriter, r *http.Request, route string, write func(http.ResponseWriter, F)) bool {
+	if f.logf != nil {
+		f.logf("%s: %s %s (%s)", f.host, r.Method, r.URL.RequestURI(), route)
+	}
 	f.Count(route)
 	fault, ok := f.Take()
 	if ok {

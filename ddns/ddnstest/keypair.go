@@ -2,6 +2,7 @@ package ddnstest
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -37,6 +38,30 @@ type KeyPairFake interface {
 	RequestsByRoute() map[string]int
 	Writes() int
 	Close()
+}
+
+// KeyPairOptions configure a KeyPairFake.
+type KeyPairOptions struct {
+	// Listener to serve the API on; nil = 127.0.0.1:0. A test bed passes a
+	// listener created inside a network namespace.
+	Listener net.Listener
+	// RateLimit is the number of requests per key allowed in any second
+	// before the vendor's throttling error; 0 = 20.
+	RateLimit int
+	// Now is the fake's clock, against which the time a request was signed
+	// is checked; nil = time.Now. A test sets it off to play a box with a
+	// wrong clock.
+	Now func() time.Time
+	// Logf logs every request; nil = quiet.
+	Logf func(format string, args ...any)
+}
+
+// Time returns the fake's time now.
+func (o KeyPairOptions) Time() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
 }
 
 // Record is a record as DNSPod and AliDNS store it: named relative to its
@@ -115,6 +140,19 @@ func (rs Records) Served(domain, line string) []AuthRR {
 			name = r.Name + "." + domain
 		}
 		out = append(out, AuthRR{Name: name, Type: r.Type, Value: r.Value, TTL: uint32(r.TTL)})
+	}
+	return out
+}
+
+// OnLine describes the records of recs on line as "value ttl N", e.g.
+// "203.0.113.9 ttl 600", for comparing what a fake holds with what a test
+// wants.
+func OnLine(recs []Record, line string) []string {
+	var out []string
+	for _, r := range recs {
+		if r.Line == line {
+			out = append(out, fmt.Sprintf("%s ttl %d", r.Value, r.TTL))
+		}
 	}
 	return out
 }

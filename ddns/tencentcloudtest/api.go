@@ -56,10 +56,7 @@ var writes = []string{"CreateRecord", "ModifyRecord", "DeleteRecord"}
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	action := r.Header.Get("X-TC-Action")
-	if s.opts.Logf != nil {
-		s.opts.Logf("tencentcloudtest: %s %s", r.Method, action)
-	}
-	if s.Intercept(w, action, writeFault) {
+	if s.Intercept(w, r, action, writeFault) {
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
@@ -82,7 +79,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		replyError(w, code, msg)
 		return
 	}
-	if n := s.keys.Count(id, s.now(), time.Second); n > s.opts.RateLimit {
+	if n := s.keys.Count(id, s.opts.Time(), time.Second); n > s.opts.RateLimit {
 		replyError(w, "RequestLimitExceeded", fmt.Sprintf("Your current request times equals to `%d` in a second, which exceeds the frequency limit `%d` for a second. Please reduce the frequency of calls.", n, s.opts.RateLimit))
 		return
 	}
@@ -297,7 +294,7 @@ func (s *Server) writeRecord(w http.ResponseWriter, action string, p params) {
 		replyError(w, "MissingParameter", "The request is missing a required parameter: RecordType, RecordLine and Value are required.")
 		return
 	}
-	now := s.now()
+	now := s.opts.Time()
 	next := Record{Domain: d.Name, Name: "@", Type: strings.ToUpper(*p.RecordType), Line: *p.RecordLine, Value: *p.Value, TTL: 600, Status: "ENABLE", Created: now, Updated: now}
 	if cur != nil {
 		next.ID, next.Created = cur.ID, cur.Created

@@ -29,32 +29,19 @@
 package tencentcloudtest
 
 import (
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/homederp/homederp/ddns/ddnstest"
 )
 
-// Options configure a fake.
-type Options struct {
-	// Listener to serve the API on; nil = 127.0.0.1:0. A test bed passes a
-	// listener created inside a network namespace.
-	Listener net.Listener
-	// RateLimit is the number of requests per key allowed in any second
-	// before RequestLimitExceeded; 0 = 20, DNSPod's limit for its write
-	// actions.
-	RateLimit int
-	// Now is the fake's clock, against which X-TC-Timestamp is checked;
-	// nil = time.Now. A test sets it off to play a box with a wrong clock.
-	Now func() time.Time
-	// Logf logs every request; nil = quiet.
-	Logf func(format string, args ...any)
-}
+// Options configure a fake: past RateLimit requests per key in a second
+// (0 = 20, DNSPod's limit for its write actions) it answers
+// RequestLimitExceeded, and it checks X-TC-Timestamp against Now.
+type Options = ddnstest.KeyPairOptions
 
 // Key is a Tencent Cloud API key the fake accepts. A ReadOnly one belongs
 // to a CAM user with QcloudDNSPodReadOnlyAccess, whose writes answer
@@ -112,15 +99,8 @@ func New(t testing.TB, opts Options) *Server {
 		opts.RateLimit = 20
 	}
 	s := &Server{opts: opts, nextID: 1000}
-	s.Start(t, opts.Listener, "dnspod.tencentcloudapi.com", http.HandlerFunc(s.serveHTTP))
+	s.Start(t, ddnstest.Serving{Host: "dnspod.tencentcloudapi.com", Listener: opts.Listener, API: http.HandlerFunc(s.serveHTTP), Zones: s.authZones, Logf: opts.Logf})
 	return s
-}
-
-func (s *Server) now() time.Time {
-	if s.opts.Now != nil {
-		return s.opts.Now()
-	}
-	return time.Now()
 }
 
 // AddKey registers an API key and returns its SecretId ("AKID" and 32
@@ -170,7 +150,7 @@ func (s *Server) AddRecordOnLine(domain, name, typ, value string, ttl int, line 
 	if d == nil {
 		panic("tencentcloudtest: no domain " + domain)
 	}
-	now := s.now()
+	now := s.opts.Time()
 	r := &Record{ID: strconv.FormatUint(s.newIDLocked(), 10), Domain: d.Name, Name: strings.ToLower(name), Type: strings.ToUpper(typ),
 		Line: line, Value: value, TTL: ttl, Status: "ENABLE", Created: now, Updated: now}
 	s.records = append(s.records, r)

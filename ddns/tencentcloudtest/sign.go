@@ -108,7 +108,7 @@ func (s *Server) authenticate(r *http.Request, body []byte) (string, ddnstest.Ke
 	if err != nil {
 		return "", ddnstest.Key{}, "MissingParameter", "The request is missing a required parameter `X-TC-Timestamp`."
 	}
-	now := s.now()
+	now := s.opts.Time()
 	signed := time.Unix(ts, 0)
 	if d := now.Sub(signed); d > maxSkew || d < -maxSkew {
 		return "", ddnstest.Key{}, "AuthFailure.SignatureExpire", "Signature expired. Timestamp is " + strconv.FormatInt(ts, 10) + ", current server time is " + strconv.FormatInt(now.Unix(), 10) + "."
