@@ -3,39 +3,58 @@ package cloudflare
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/homederp/homederp/ddns/apiclient"
 	"github.com/homederp/homederp/ddns/cloudflaretest"
+	"github.com/homederp/homederp/ddns/internal/providertest"
 	"github.com/libdns/libdns"
 )
 
-// fakeSleep records waits instead of sleeping.
-type fakeSleep struct {
-	mu    sync.Mutex
-	waits []time.Duration
+// story is Cloudflare at its fake (see setup), for the story every API
+// provider must pass. Records are DNS-only, as the provider makes them.
+func story(t *testing.T) providertest.Env[cloudflaretest.Fault] {
+	fake, tok := setup(t)
+	return providertest.Env[cloudflaretest.Fault]{
+		Vendor: vendor.Name,
+		Fake:   fake,
+		HTTP:   fake.Client(),
+		New:    func(o apiclient.Options) providertest.Provider { return New(tok, o) },
+		ReadOnly: func(o apiclient.Options) providertest.Provider {
+			return New(fake.AddToken(cloudflaretest.Token{ReadOnly: true}), o)
+		},
+		TTL: 60,
+		AddRecord: func(name, typ, value string) {
+			fake.AddRecord(providertest.Zone, name, typ, value, 60, false)
+		},
+		Records: func(name, typ string) []string {
+			var out []string
+			for _, r := range fake.Records(providertest.Zone, name, typ) {
+				if !r.Proxied {
+					out = append(out, fmt.Sprintf("%s ttl %d", strings.Trim(r.Content, `"`), r.TTL))
+				}
+			}
+			return out
+		},
+		ReadOnlyErr: func(t *testing.T, err error) {
+			var ae *APIError
+			if !errors.As(err, &ae) || !ae.Has(10000) || !strings.Contains(err.Error(), "Zone → DNS → Edit") {
+				t.Errorf("got %v, want APIError 10000 asking for DNS edit permission", err)
+			}
+		},
+	}
 }
 
-func (f *fakeSleep) sleep(ctx context.Context, d time.Duration) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.waits = append(f.waits, d)
-	return ctx.Err()
-}
-
-func options(fake *cloudflaretest.Server) (apiclient.Options, *fakeSleep) {
-	fs := &fakeSleep{}
-	return apiclient.Options{HTTP: fake.Client(), MaxWait: 30 * time.Second, Sleep: fs.sleep}, fs
-}
-
+// setup starts a fake holding example.com with "www A 192.0.2.80" and
+// returns it and a token of the whole account.
 func setup(t *testing.T) (*cloudflaretest.Server, string) {
 	fake := cloudflaretest.New(t, cloudflaretest.Options{Logf: t.Logf})
 	fake.AddZone("example.com")
-	fake.AddRecord("example.com", "www", "A", "192.0.2.80", 300, false)
+	fake.AddRecord("example.com", "www", "A", "192.0.2.80", 60, false)
 	return fake, fake.AddToken(cloudflaretest.Token{})
 }
 
@@ -63,131 +82,58 @@ func TestCheckToken(t *testing.T) {
 		{"zone not in account", good, "derp.example.net", "no zone for derp.example.net"},
 	}
 	for _, tt := range tests {
-		o, _ := options(fake)
-		err := New(tt.token, o).Check(context.Background(), tt.host)
-		switch {
-		case tt.wantErr == "" && err != nil:
-			t.Errorf("%s: got %v, want success", tt.name, err)
-		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-			t.Errorf("%s: got %v, want an error containing %q", tt.name, err, tt.wantErr)
-		}
+		o, _ := providertest.Options(fake.Client())
+		providertest.WantErr(t, tt.name, New(tt.token, o).Check(context.Background(), tt.host), tt.wantErr)
 	}
 }
 
 func TestZoneFor(t *testing.T) {
+	providertest.ZoneFor(t, story(t))
 	fake, tok := setup(t)
-	o, _ := options(fake)
-	p := New(tok, o)
-	ctx := context.Background()
-	z, err := p.ZoneFor(ctx, "derp.home.example.com.")
-	if err != nil || z != "example.com." {
-		t.Fatalf("ZoneFor: got %q, %v; want example.com.", z, err)
-	}
-	n := fake.Requests()
-	if z, err := p.ZoneFor(ctx, "derp.home.example.com"); err != nil || z != "example.com." {
-		t.Fatalf("ZoneFor again: got %q, %v", z, err)
-	}
-	if fake.Requests() != n {
-		t.Errorf("second ZoneFor made %d requests, want 0 (cached)", fake.Requests()-n)
-	}
 	fake.AddZone("example.net")
 	fake.SetZoneStatus("example.net", "pending")
-	if _, err := p.ZoneFor(ctx, "derp.example.net"); err == nil || !strings.Contains(err.Error(), "not active") {
-		t.Errorf("pending zone: got %v, want an error saying it is not active", err)
-	}
+	o, _ := providertest.Options(fake.Client())
+	_, err := New(tok, o).ZoneFor(context.Background(), "derp.example.net")
+	providertest.WantErr(t, "pending zone", err, "not active")
 }
 
-func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
-
 func TestSetRecords(t *testing.T) {
-	fake, tok := setup(t)
-	o, _ := options(fake)
-	p := New(tok, o)
-	ctx := context.Background()
-	set := func(ip string) error {
-		_, err := p.SetRecords(ctx, "example.com.", []libdns.Record{libdns.Address{Name: "derp", TTL: time.Minute, IP: addr(ip)}})
-		return err
-	}
-	if err := set("203.0.113.9"); err != nil {
-		t.Fatal(err)
-	}
-	if err := set("203.0.113.10"); err != nil {
-		t.Fatal(err)
-	}
-	recs := fake.Records("example.com", "derp", "A")
-	if len(recs) != 1 || recs[0].Content != "203.0.113.10" || recs[0].TTL != 60 || recs[0].Proxied {
-		t.Errorf("derp A: got %+v, want one 203.0.113.10, TTL 60, not proxied", recs)
-	}
-	if www := fake.Records("example.com", "www", "A"); len(www) != 1 || www[0].Content != "192.0.2.80" {
-		t.Errorf("www A was touched: %+v", www)
-	}
-	if got := p.Client().Requests(); got != int64(fake.Requests()) {
-		t.Errorf("client counted %d requests, fake served %d", got, fake.Requests())
-	}
-
-	t.Run("duplicates", func(t *testing.T) {
-		fake.AddRecord("example.com", "dup", "A", "192.0.2.1", 60, false)
-		fake.AddRecord("example.com", "dup", "A", "192.0.2.2", 60, false)
-		_, err := p.SetRecords(ctx, "example.com.", []libdns.Record{libdns.Address{Name: "dup", TTL: time.Minute, IP: addr("203.0.113.9")}})
-		if err == nil || !strings.Contains(err.Error(), "several records") {
-			t.Errorf("got %v, want an error about several records", err)
-		}
-		if got := len(fake.Records("example.com", "dup", "A")); got != 2 {
-			t.Errorf("dup records: got %d, want 2 untouched", got)
-		}
-	})
-	t.Run("read-only token", func(t *testing.T) {
-		ro := New(fake.AddToken(cloudflaretest.Token{ReadOnly: true}), o)
-		_, err := ro.SetRecords(ctx, "example.com.", []libdns.Record{libdns.Address{Name: "derp", TTL: time.Minute, IP: addr("198.51.100.1")}})
-		var ae *APIError
-		if !errors.As(err, &ae) || !ae.Has(10000) || !strings.Contains(err.Error(), "Zone → DNS → Edit") {
-			t.Errorf("got %v, want APIError 10000 asking for DNS edit permission", err)
-		}
-		if got := fake.Records("example.com", "derp", "A")[0].Content; got != "203.0.113.10" {
-			t.Errorf("derp A: got %s, want unchanged 203.0.113.10", got)
-		}
-	})
+	env := story(t)
+	providertest.SetRecords(t, env)
 	t.Run("bad TTL", func(t *testing.T) {
-		_, err := p.SetRecords(ctx, "example.com.", []libdns.Record{libdns.Address{Name: "derp", TTL: 30 * time.Second, IP: addr("198.51.100.1")}})
-		if err == nil || !strings.Contains(err.Error(), "TTL") {
-			t.Errorf("got %v, want a TTL error", err)
-		}
-	})
-	t.Run("delete guard", func(t *testing.T) {
-		for _, r := range []libdns.Record{
-			libdns.Address{Name: "derp", IP: addr("203.0.113.10")},
-			libdns.Address{Name: "derp"}, // zero IP: libdns would delete every A
-			libdns.RR{Name: "derp", Type: "AAAA"},
-			libdns.TXT{Name: "_acme-challenge"},
-		} {
-			if _, err := p.DeleteRecords(ctx, "example.com.", []libdns.Record{r}); err == nil {
-				t.Errorf("DeleteRecords(%#v): got no error", r)
-			}
-		}
-		if got := len(fake.Records("example.com", "derp", "A")); got != 1 {
-			t.Errorf("derp A records: got %d, want 1", got)
-		}
+		o, _ := providertest.Options(env.HTTP)
+		_, err := env.New(o).SetRecords(context.Background(), "example.com.", []libdns.Record{libdns.Address{Name: "derp", TTL: 30 * time.Second, IP: netip.MustParseAddr("198.51.100.1")}})
+		providertest.WantErr(t, "TTL 30 s", err, "TTL")
 	})
 }
 
 func TestRetries(t *testing.T) {
-	ctx := context.Background()
-	rec := []libdns.Record{libdns.Address{Name: "derp", TTL: time.Minute, IP: addr("203.0.113.9")}}
+	providertest.Retries(t, story, []providertest.RetryCase[cloudflaretest.Fault]{
+		{Name: "5xx backs off", Fault: cloudflaretest.Fault{Status: 503}, N: 2, Waits: "[1s 2s]"},
+		{Name: "down", Fault: cloudflaretest.Fault{Status: 502}, WantErr: "having trouble", Waits: "[1s 2s 4s]", Requests: 4},
+		{Name: "garbage", Fault: cloudflaretest.Fault{Status: 200, Body: "<html><body>Bad gateway</body></html>", ContentType: "text/html"}, WantErr: "not its API's JSON", Waits: "[]", Requests: 1},
+	})
+}
 
+// TestRetryAfter: Cloudflare's 429 says how long to wait; a wait longer
+// than the client's MaxWait blocks every call until it is over.
+func TestRetryAfter(t *testing.T) {
+	ctx := context.Background()
+	rec := []libdns.Record{libdns.Address{Name: "derp", TTL: time.Minute, IP: netip.MustParseAddr("203.0.113.9")}}
 	t.Run("429 honours Retry-After", func(t *testing.T) {
 		fake, tok := setup(t)
-		o, fs := options(fake)
+		o, waits := providertest.Options(fake.Client())
 		fake.FailNext(1, cloudflaretest.Fault{Status: 429, RetryAfter: "3"})
 		if _, err := New(tok, o).SetRecords(ctx, "example.com.", rec); err != nil {
 			t.Fatal(err)
 		}
-		if len(fs.waits) == 0 || fs.waits[0] != 3*time.Second {
-			t.Errorf("waits: got %v, want 3s first (Retry-After)", fs.waits)
+		if w := waits.All(); len(w) == 0 || w[0] != 3*time.Second {
+			t.Errorf("waits: got %v, want 3s first (Retry-After)", w)
 		}
 	})
 	t.Run("long Retry-After blocks further calls", func(t *testing.T) {
 		fake, tok := setup(t)
-		o, _ := options(fake)
+		o, _ := providertest.Options(fake.Client())
 		fake.FailNext(1, cloudflaretest.Fault{Status: 429, RetryAfter: "300"})
 		p := New(tok, o)
 		_, err := p.SetRecords(ctx, "example.com.", rec)
@@ -208,55 +154,6 @@ func TestRetries(t *testing.T) {
 		}
 		if got := len(fake.Records("example.com", "derp", "A")); got != 0 {
 			t.Errorf("records: got %d, want 0", got)
-		}
-	})
-	t.Run("5xx backs off", func(t *testing.T) {
-		fake, tok := setup(t)
-		o, fs := options(fake)
-		fake.FailNext(2, cloudflaretest.Fault{Status: 503})
-		if _, err := New(tok, o).SetRecords(ctx, "example.com.", rec); err != nil {
-			t.Fatal(err)
-		}
-		if len(fs.waits) != 2 || fs.waits[0] != time.Second || fs.waits[1] != 2*time.Second {
-			t.Errorf("waits: got %v, want [1s 2s]", fs.waits)
-		}
-	})
-	t.Run("down", func(t *testing.T) {
-		fake, tok := setup(t)
-		o, _ := options(fake)
-		fake.SetDown(&cloudflaretest.Fault{Status: 502})
-		_, err := New(tok, o).SetRecords(ctx, "example.com.", rec)
-		if err == nil || !strings.Contains(err.Error(), "having trouble") {
-			t.Errorf("got %v, want a plain error about Cloudflare's trouble", err)
-		}
-		if got := fake.Requests(); got != 4 {
-			t.Errorf("requests: got %d, want 4 (1 + 3 retries)", got)
-		}
-	})
-	t.Run("garbage", func(t *testing.T) {
-		fake, tok := setup(t)
-		o, _ := options(fake)
-		fake.AddRecord("example.com", "derp", "A", "192.0.2.1", 60, false)
-		fake.SetDown(&cloudflaretest.Fault{Status: 200, Body: "<html><body>Bad gateway</body></html>", ContentType: "text/html"})
-		_, err := New(tok, o).SetRecords(ctx, "example.com.", rec)
-		if err == nil || !strings.Contains(err.Error(), "not its API's JSON") {
-			t.Errorf("got %v, want an error about a non-JSON answer", err)
-		}
-		fake.SetDown(nil)
-		if got := fake.Records("example.com", "derp", "A"); len(got) != 1 || got[0].Content != "192.0.2.1" {
-			t.Errorf("derp A: got %+v, want 192.0.2.1 untouched", got)
-		}
-	})
-	t.Run("connection refused", func(t *testing.T) {
-		fake, tok := setup(t)
-		o, fs := options(fake)
-		fake.Close()
-		_, err := New(tok, o).SetRecords(ctx, "example.com.", rec)
-		if err == nil || !strings.Contains(err.Error(), "calling Cloudflare") {
-			t.Errorf("got %v, want a connection error", err)
-		}
-		if len(fs.waits) != 3 {
-			t.Errorf("waits: got %v, want 3 backoffs", fs.waits)
 		}
 	})
 }
