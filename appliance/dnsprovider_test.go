@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/ddns/alidnstest"
+	"github.com/homederp/homederp/ddns/ddnstest"
 	"github.com/homederp/homederp/ddns/tencentcloudtest"
 	"github.com/homederp/homederp/internal/testwait"
 )
@@ -19,44 +19,22 @@ import (
 // the key pair, checks one without writing, and once it is saved (one
 // secret file) publishes the A record with the plan's 600 s TTL.
 func TestDDNSServiceKeyPairs(t *testing.T) {
-	type fake struct {
-		client  *http.Client
-		dnsAddr netip.AddrPort
-		key     config.KeyPair
-		derpA   func() []string // "value ttl"
-		writes  func() int
-	}
 	for _, tt := range []struct {
 		provider, missing string
-		start             func(t *testing.T) fake
+		fake              func(testing.TB) ddnstest.KeyPairFake
 	}{
-		{config.ProviderTencentCloud, "No Tencent Cloud API key is saved yet", func(t *testing.T) fake {
-			f := tencentcloudtest.New(t, tencentcloudtest.Options{})
-			f.AddDomain("example.com")
-			id, secret := f.AddKey(tencentcloudtest.Key{})
-			return fake{f.Client(), f.StartDNS(t, tencentcloudtest.DNSOptions{}), config.KeyPair{ID: id, Secret: secret}, func() (out []string) {
-				for _, r := range f.Records("example.com", "derp", "A") {
-					out = append(out, fmt.Sprintf("%s %d", r.Value, r.TTL))
-				}
-				return out
-			}, f.Writes}
-		}},
-		{config.ProviderAliDNS, "No Alibaba Cloud AccessKey is saved yet", func(t *testing.T) fake {
-			f := alidnstest.New(t, alidnstest.Options{})
-			f.AddDomain("example.com")
-			id, secret := f.AddKey(alidnstest.Key{})
-			return fake{f.Client(), f.StartDNS(t, alidnstest.DNSOptions{}), config.KeyPair{ID: id, Secret: secret}, func() (out []string) {
-				for _, r := range f.Records("example.com", "derp", "A") {
-					out = append(out, fmt.Sprintf("%s %d", r.Value, r.TTL))
-				}
-				return out
-			}, f.Writes}
-		}},
+		{config.ProviderTencentCloud, "No Tencent Cloud API key is saved yet",
+			func(t testing.TB) ddnstest.KeyPairFake { return tencentcloudtest.New(t, tencentcloudtest.Options{}) }},
+		{config.ProviderAliDNS, "No Alibaba Cloud AccessKey is saved yet",
+			func(t testing.TB) ddnstest.KeyPairFake { return alidnstest.New(t, alidnstest.Options{}) }},
 	} {
 		t.Run(tt.provider, func(t *testing.T) {
-			f := tt.start(t)
-			h, _ := loopbackDDNS(t, f.dnsAddr, "203.0.113.9")
-			h.httpClient = f.client
+			f := tt.fake(t)
+			f.AddDomain("example.com")
+			id, secret := f.AddKey(ddnstest.Key{})
+			key := config.KeyPair{ID: id, Secret: secret}
+			h, _ := loopbackDDNS(t, f.StartDNS(t, ddnstest.AuthorityOptions{}), "203.0.113.9")
+			h.httpClient = f.Client()
 			a := startDev(t, options{hooks: h})
 
 			a.save(t, func(c *config.Config) {
@@ -69,25 +47,25 @@ func TestDDNSServiceKeyPairs(t *testing.T) {
 				t.Errorf("without a key: got %+v, want %q", st, tt.missing)
 			}
 			ctx := context.Background()
-			wrong := config.KeyPair{ID: f.key.ID, Secret: strings.Repeat("x", len(f.key.Secret))}
+			wrong := config.KeyPair{ID: key.ID, Secret: strings.Repeat("x", len(key.Secret))}
 			if err := a.ddns.checkCredential(ctx, c, wrong.Encode()); err == nil || !strings.Contains(err.Error(), "does not belong to") {
 				t.Errorf("checkCredential(wrong secret): got %v, want a signature error", err)
 			}
-			if err := a.ddns.checkCredential(ctx, c, f.key.Encode()); err != nil {
+			if err := a.ddns.checkCredential(ctx, c, key.Encode()); err != nil {
 				t.Fatalf("checkCredential(good key): %v", err)
 			}
-			if f.writes() != 0 {
-				t.Errorf("checking wrote %d records", f.writes())
+			if f.Writes() != 0 {
+				t.Errorf("checking wrote %d records", f.Writes())
 			}
-			a.setSecret(t, config.ProviderSecret(tt.provider), f.key.Encode())
+			a.setSecret(t, config.ProviderSecret(tt.provider), key.Encode())
 			testwait.For(t, 20*time.Second, "the A record", func() error {
 				if st := a.ddns.Status(); len(st.ServedA) != 1 || st.ServedA[0] != netip.MustParseAddr("203.0.113.9") {
 					return fmt.Errorf("served A: %v (%s)", st.ServedA, st.LastError)
 				}
 				return nil
 			})
-			if got := f.derpA(); len(got) != 1 || got[0] != "203.0.113.9 600" {
-				t.Errorf("derp A at the fake: got %q, want [203.0.113.9 600]", got)
+			if recs := f.Records("example.com", "derp", "A"); len(recs) != 1 || recs[0].Value != "203.0.113.9" || recs[0].TTL != 600 {
+				t.Errorf("derp A at the fake: got %+v, want one 203.0.113.9 with TTL 600", recs)
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/homederp/homederp/ddns/apiclient"
 	"github.com/homederp/homederp/ddns/cloudflare"
 	"github.com/homederp/homederp/ddns/cloudflaretest"
+	"github.com/homederp/homederp/ddns/ddnstest"
 	"github.com/homederp/homederp/ddns/rfc2136"
 	"github.com/homederp/homederp/ddns/tencentcloud"
 	"github.com/homederp/homederp/ddns/tencentcloudtest"
@@ -101,70 +102,56 @@ func (b *natBed) cloudflare(t testing.TB) bedProvider {
 const bedMaxWait = 2 * time.Second
 
 func (b *natBed) tencentcloud(t testing.TB) bedProvider {
-	fake := tencentcloudtest.New(t, tencentcloudtest.Options{Listener: b.inet.MustListen("tcp4", tcIP+":80")})
-	fake.AddDomain("example.com")
-	fake.AddRecord("example.com", "www", "A", "192.0.2.80", 600)
-	dnsAddr := fake.StartDNS(t, tencentcloudtest.DNSOptions{
-		UDP: b.inet.MustListenPacket("udp4", tcIP+":53"),
-		TCP: b.inet.MustListen("tcp4", tcIP+":53"),
-	})
-	id, secret := fake.AddKey(tencentcloudtest.Key{Domains: []string{"example.com"}})
-	p := tencentcloud.New(id, secret, apiclient.Options{HTTP: fake.ClientDialing(b.home.Dialer().DialContext), MaxWait: bedMaxWait})
-	return bedProvider{name: "tencentcloud", p: p, calls: p.Client().Requests, auth: dnsAddr, ttl: 600, routes: fake.RequestsByRoute,
-		records: func(name, typ string) []string {
-			var out []string
-			for _, r := range fake.Records("example.com", name, typ) {
-				if r.Line == tencentcloud.DefaultLine {
-					out = append(out, fmt.Sprintf("%s ttl %d", r.Value, r.TTL))
-				}
-			}
-			return out
-		},
-		breaks: map[string]func() func(){
-			"provider down": func() func() {
-				fake.SetDown(&tencentcloudtest.Fault{Code: "InternalError", Message: "An internal error has occurred."})
-				return func() { fake.SetDown(nil) }
-			},
-			"provider answers garbage": func() func() {
-				fake.SetDown(&tencentcloudtest.Fault{Status: 200, Body: "<html>upstream error</html>"})
-				return func() { fake.SetDown(nil) }
-			},
-			"key revoked": func() func() {
-				fake.DisableKey(id)
-				return nil
-			},
-		}}
+	return keyPairBed(b, t, "tencentcloud", tcIP, tencentcloud.DefaultLine, tencentcloudtest.New, tencentcloud.New,
+		tencentcloudtest.Fault{Code: "InternalError", Message: "An internal error has occurred."},
+		tencentcloudtest.Fault{Status: 200, Body: "<html>upstream error</html>"})
 }
 
 func (b *natBed) alidns(t testing.TB) bedProvider {
-	fake := alidnstest.New(t, alidnstest.Options{Listener: b.inet.MustListen("tcp4", aliIP+":80")})
+	return keyPairBed(b, t, "alidns", aliIP, alidns.DefaultLine, alidnstest.New, alidns.New,
+		alidnstest.Fault{Status: 503, Code: "ServiceUnavailable", Message: "The request has failed due to a temporary failure of the server."},
+		alidnstest.Fault{Status: 200, Body: "<html>upstream error</html>"})
+}
+
+// keyPairFake is the fake of DNSPod or AliDNS, with its faults F.
+type keyPairFake[F any] interface {
+	ddnstest.KeyPairFake
+	SetDown(*F)
+}
+
+// apiProvider is a provider package's Provider, with its API client.
+type apiProvider interface {
+	ddns.Provider
+	Client() *apiclient.Client
+}
+
+// keyPairBed is the bed's DNSPod or AliDNS: its fake (from newFake) on the
+// bed's Internet at ip, holding example.com with www's A record, and the
+// provider (from newProvider) with a key of that domain. down and garbage
+// are the fake's answers while its API is down or behind a broken proxy.
+func keyPairBed[F any, S keyPairFake[F], P apiProvider](b *natBed, t testing.TB, name, ip, line string,
+	newFake func(testing.TB, ddnstest.KeyPairOptions) S, newProvider func(id, secret string, o apiclient.Options) P,
+	down, garbage F) bedProvider {
+	fake := newFake(t, ddnstest.KeyPairOptions{Listener: b.inet.MustListen("tcp4", ip+":80")})
 	fake.AddDomain("example.com")
 	fake.AddRecord("example.com", "www", "A", "192.0.2.80", 600)
-	dnsAddr := fake.StartDNS(t, alidnstest.DNSOptions{
-		UDP: b.inet.MustListenPacket("udp4", aliIP+":53"),
-		TCP: b.inet.MustListen("tcp4", aliIP+":53"),
+	dnsAddr := fake.StartDNS(t, ddnstest.AuthorityOptions{
+		UDP: b.inet.MustListenPacket("udp4", ip+":53"),
+		TCP: b.inet.MustListen("tcp4", ip+":53"),
 	})
-	id, secret := fake.AddKey(alidnstest.Key{Domains: []string{"example.com"}})
-	p := alidns.New(id, secret, apiclient.Options{HTTP: fake.ClientDialing(b.home.Dialer().DialContext), MaxWait: bedMaxWait})
-	return bedProvider{name: "alidns", p: p, calls: p.Client().Requests, auth: dnsAddr, ttl: 600, routes: fake.RequestsByRoute,
-		records: func(name, typ string) []string {
-			var out []string
-			for _, r := range fake.Records("example.com", name, typ) {
-				if r.Line == alidns.DefaultLine {
-					out = append(out, fmt.Sprintf("%s ttl %d", r.Value, r.TTL))
-				}
-			}
-			return out
-		},
+	id, secret := fake.AddKey(ddnstest.Key{Domains: []string{"example.com"}})
+	p := newProvider(id, secret, apiclient.Options{HTTP: fake.ClientDialing(b.home.Dialer().DialContext), MaxWait: bedMaxWait})
+	fails := func(f F) func() func() {
+		return func() func() {
+			fake.SetDown(&f)
+			return func() { fake.SetDown(nil) }
+		}
+	}
+	return bedProvider{name: name, p: p, calls: p.Client().Requests, auth: dnsAddr, ttl: 600, routes: fake.RequestsByRoute,
+		records: func(name, typ string) []string { return ddnstest.OnLine(fake.Records("example.com", name, typ), line) },
 		breaks: map[string]func() func(){
-			"provider down": func() func() {
-				fake.SetDown(&alidnstest.Fault{Status: 503, Code: "ServiceUnavailable", Message: "The request has failed due to a temporary failure of the server."})
-				return func() { fake.SetDown(nil) }
-			},
-			"provider answers garbage": func() func() {
-				fake.SetDown(&alidnstest.Fault{Status: 200, Body: "<html>upstream error</html>"})
-				return func() { fake.SetDown(nil) }
-			},
+			"provider down":            fails(down),
+			"provider answers garbage": fails(garbage),
 			"key revoked": func() func() {
 				fake.DisableKey(id)
 				return nil

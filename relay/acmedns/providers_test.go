@@ -1,7 +1,6 @@
 package acmedns
 
 import (
-	"net/netip"
 	"testing"
 	"time"
 
@@ -9,75 +8,58 @@ import (
 	"github.com/homederp/homederp/ddns/alidns"
 	"github.com/homederp/homederp/ddns/alidnstest"
 	"github.com/homederp/homederp/ddns/apiclient"
+	"github.com/homederp/homederp/ddns/ddnstest"
 	"github.com/homederp/homederp/ddns/tencentcloud"
 	"github.com/homederp/homederp/ddns/tencentcloudtest"
 	"github.com/homederp/homederp/internal/pebbletest"
 	"github.com/homederp/homederp/internal/testenv"
 )
 
-// apiEnv is a story for derp.zone with the challenge published through
-// dns, a provider fake's API whose DNS side at dnsAddr serves zone, and a
-// Pebble that validates against that DNS side; txt reads the challenge
-// records the fake holds.
-func apiEnv(t *testing.T, zone string, dnsAddr netip.AddrPort, dns certmagic.DNSProvider, txt func() []string) acmeEnv {
-	return acmeEnv{
-		host:     "derp." + zone,
-		pebble:   pebbletest.Start(t, pebbletest.Options{DNSServer: dnsAddr.String(), Validity: 30 * time.Second, Logf: testLogf(t)}),
-		dns:      dns,
-		resolver: dnsAddr.String(),
-		txt:      txt,
-		validity: 30 * time.Second,
-	}
-}
-
-// TestDNSPod is the story with the challenge published through the
-// DNSPod (Tencent Cloud API 3.0) provider at its fake, served by the
-// fake's DNS side, validated by Pebble.
-func TestDNSPod(t *testing.T) {
+// TestKeyPairProviders is the story with the challenge published through
+// the DNSPod (Tencent Cloud API 3.0) and the AliDNS providers, each at its
+// fake, served by the fake's DNS side, validated by Pebble.
+func TestKeyPairProviders(t *testing.T) {
 	testenv.NeedLong(t)
-	const zone = "dnspod.homederp.test"
-	fake := tencentcloudtest.New(t, tencentcloudtest.Options{})
-	fake.AddDomain(zone)
-	fake.AddRecord(zone, "derp", "A", "192.0.2.10", 600)
-	dnsAddr := fake.StartDNS(t, tencentcloudtest.DNSOptions{})
-	id, key := fake.AddKey(tencentcloudtest.Key{Domains: []string{zone}})
-	dns := tencentcloud.New(id, key, apiclient.Options{HTTP: fake.Client(), Logf: testLogf(t), MaxRetries: 1, MaxWait: time.Second})
-	runStory(t, apiEnv(t, zone, dnsAddr, dns, func() (out []string) {
-		for _, r := range fake.Records(zone, "_acme-challenge.derp", "TXT") {
-			out = append(out, r.Value)
-		}
-		return out
-	}), false)
-	t.Logf("DNSPod API requests: %d in all, by action %v", fake.Requests(), fake.RequestsByRoute())
-	if n := fake.Requests(); n > 20 {
-		t.Errorf("%d DNSPod API requests for two certificates; want at most 20", n)
-	}
-	if recs := fake.Records(zone, "derp", "A"); len(recs) != 1 || recs[0].Value != "192.0.2.10" {
-		t.Errorf("the A record: %+v, want it untouched", recs)
-	}
-}
-
-// TestAliDNS is the same story through the AliDNS provider at its fake.
-func TestAliDNS(t *testing.T) {
-	testenv.NeedLong(t)
-	const zone = "alidns.homederp.test"
-	fake := alidnstest.New(t, alidnstest.Options{})
-	fake.AddDomain(zone)
-	fake.AddRecord(zone, "derp", "A", "192.0.2.10", 600)
-	dnsAddr := fake.StartDNS(t, alidnstest.DNSOptions{})
-	id, secret := fake.AddKey(alidnstest.Key{Domains: []string{zone}})
-	dns := alidns.New(id, secret, apiclient.Options{HTTP: fake.Client(), Logf: testLogf(t), MaxRetries: 1, MaxWait: time.Second})
-	runStory(t, apiEnv(t, zone, dnsAddr, dns, func() (out []string) {
-		for _, r := range fake.Records(zone, "_acme-challenge.derp", "TXT") {
-			out = append(out, r.Value)
-		}
-		return out
-	}), false)
-	t.Logf("AliDNS API requests: %d in all, by action %v", fake.Requests(), fake.RequestsByRoute())
-	if n := fake.Requests(); n > 20 {
-		t.Errorf("%d AliDNS API requests for two certificates; want at most 20", n)
-	}
-	if recs := fake.Records(zone, "derp", "A"); len(recs) != 1 || recs[0].Value != "192.0.2.10" {
-		t.Errorf("the A record: %+v, want it untouched", recs)
+	for _, tt := range []struct {
+		vendor, zone string
+		fake         func(testing.TB) ddnstest.KeyPairFake
+		provider     func(id, secret string, o apiclient.Options) certmagic.DNSProvider
+	}{
+		{"DNSPod", "dnspod.homederp.test",
+			func(t testing.TB) ddnstest.KeyPairFake { return tencentcloudtest.New(t, tencentcloudtest.Options{}) },
+			func(id, secret string, o apiclient.Options) certmagic.DNSProvider {
+				return tencentcloud.New(id, secret, o)
+			}},
+		{"AliDNS", "alidns.homederp.test",
+			func(t testing.TB) ddnstest.KeyPairFake { return alidnstest.New(t, alidnstest.Options{}) },
+			func(id, secret string, o apiclient.Options) certmagic.DNSProvider { return alidns.New(id, secret, o) }},
+	} {
+		t.Run(tt.vendor, func(t *testing.T) {
+			fake := tt.fake(t)
+			fake.AddDomain(tt.zone)
+			fake.AddRecord(tt.zone, "derp", "A", "192.0.2.10", 600)
+			dnsAddr := fake.StartDNS(t, ddnstest.AuthorityOptions{})
+			id, secret := fake.AddKey(ddnstest.Key{Domains: []string{tt.zone}})
+			runStory(t, acmeEnv{
+				host:     "derp." + tt.zone,
+				pebble:   pebbletest.Start(t, pebbletest.Options{DNSServer: dnsAddr.String(), Validity: 30 * time.Second, Logf: testLogf(t)}),
+				dns:      tt.provider(id, secret, apiclient.Options{HTTP: fake.Client(), Logf: testLogf(t), MaxRetries: 1, MaxWait: time.Second}),
+				resolver: dnsAddr.String(),
+				txt: func() (out []string) {
+					for _, r := range fake.Records(tt.zone, "_acme-challenge.derp", "TXT") {
+						out = append(out, r.Value)
+					}
+					return out
+				},
+				validity: 30 * time.Second,
+			}, false)
+			t.Logf("%s API requests: %d in all, by action %v", tt.vendor, fake.Requests(), fake.RequestsByRoute())
+			if n := fake.Requests(); n > 20 {
+				t.Errorf("%d %s API requests for two certificates; want at most 20", n, tt.vendor)
+			}
+			if recs := fake.Records(tt.zone, "derp", "A"); len(recs) != 1 || recs[0].Value != "192.0.2.10" {
+				t.Errorf("the A record: %+v, want it untouched", recs)
+			}
+		})
 	}
 }
