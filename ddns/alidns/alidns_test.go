@@ -25,7 +25,7 @@ var story = providertest.KeyPair[alidnstest.Fault]{
 		UnknownID:   "does not know this AccessKey ID",
 		WrongSecret: "secret does not belong to this AccessKey ID",
 		Disabled:    "AccessKey is disabled",
-		ReadOnly:    []string{"AliyunDNSFullAccess", "Forbidden.RAM"},
+		ReadOnly:    []string{"AliyunDNSFullAccess", "records of example.com", "Forbidden.RAM"},
 		Clock:       "InvalidTimeStamp.Expired",
 		Throttled:   "Throttling.User",
 		Replay:      "SignatureNonceUsed",

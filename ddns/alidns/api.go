@@ -41,33 +41,25 @@ const vendorName = "AliDNS"
 // "Throttling…" when throttled, whatever the status.
 var vendor = apiclient.Vendor{Name: vendorName, Classify: classify}
 
-func decodeError(status int, body []byte) *APIError {
+// decodeError returns the error in an answer, nil if there is none; a 4xx
+// answer without a code is an error of its status.
+func decodeError(status int, body []byte) apiclient.CodedError {
 	var e struct {
 		Code      string `json:"Code"`
 		Message   string `json:"Message"`
 		RequestID string `json:"RequestId"`
 	}
-	if json.Unmarshal(body, &e) != nil || e.Code == "" {
-		return nil
+	switch {
+	case json.Unmarshal(body, &e) == nil && e.Code != "":
+		return &APIError{Status: status, Code: e.Code, Message: e.Message, RequestID: e.RequestID}
+	case status >= 400 && status < 500:
+		return &APIError{Status: status, Code: "HTTP" + fmt.Sprint(status)}
 	}
-	return &APIError{Status: status, Code: e.Code, Message: e.Message, RequestID: e.RequestID}
+	return nil
 }
 
 func classify(_ *http.Request, status int, body []byte) apiclient.Verdict {
-	ae := decodeError(status, body)
-	switch {
-	case ae == nil && status >= 500:
-		return apiclient.Verdict{Retry: true, Err: &apiclient.TroubleError{Vendor: vendorName, Status: status}}
-	case ae == nil && status >= 400:
-		return apiclient.Verdict{Err: &APIError{Status: status, Code: "HTTP" + fmt.Sprint(status)}}
-	case ae == nil:
-		return apiclient.Verdict{}
-	case ae.throttled():
-		return apiclient.Verdict{Retry: true, Throttled: true, Err: ae}
-	case ae.temporary() || status >= 500:
-		return apiclient.Verdict{Retry: true, Err: ae}
-	}
-	return apiclient.Verdict{Err: ae}
+	return apiclient.CodedVerdict(vendorName, status, decodeError(status, body))
 }
 
 // call sends action with params (RPC style, as a form in the body) and

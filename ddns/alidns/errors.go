@@ -15,11 +15,16 @@ type APIError struct {
 	Domain    string // the domain involved, if known, e.g. "example.com"
 }
 
-func (e *APIError) throttled() bool { return strings.HasPrefix(e.Code, "Throttling") }
+// Throttled reports a throttling code ("Throttling.User",
+// "Throttling.Api", ...), whatever the HTTP status.
+func (e *APIError) Throttled() bool { return strings.HasPrefix(e.Code, "Throttling") }
+
+// NameZone names the domain involved (see records.Explain).
+func (e *APIError) NameZone(zone string) { e.Domain = zone }
 
 // Temporary reports whether asking again later may succeed: the API
 // was throttling or having trouble, and the request itself was not judged.
-func (e *APIError) Temporary() bool { return e.throttled() || e.temporary() }
+func (e *APIError) Temporary() bool { return e.Throttled() || e.temporary() }
 
 // temporary reports a failure that retrying may cure.
 func (e *APIError) temporary() bool {
@@ -85,7 +90,7 @@ func (e *APIError) Error() string {
 		msg = msgExists
 	case e.Code == "DomainRecordConflict":
 		msg = msgConflict
-	case e.throttled():
+	case e.Throttled():
 		msg = msgThrottled
 	case e.temporary():
 		msg = msgTrouble

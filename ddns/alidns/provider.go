@@ -93,7 +93,7 @@ func (a api) Zone(ctx context.Context, name string) (records.Zone, error) {
 		MinTTL int64 `json:"MinTtl"`
 	}
 	if err := a.p.call(ctx, "DescribeDomainInfo", url.Values{"DomainName": {name}}, &res); err != nil {
-		return records.Zone{}, a.explain(err, name, "looking up the AliDNS domain %s", name)
+		return records.Zone{}, records.Explain(err, name, "looking up the AliDNS domain %s", name)
 	}
 	z := records.Zone{Name: name, MinTTL: time.Duration(res.MinTTL) * time.Second}
 	if z.MinTTL <= 0 {
@@ -128,7 +128,7 @@ func (a api) List(ctx context.Context, zone, name, typ string) ([]records.Record
 		"SubDomain": {sub}, "DomainName": {zone}, "Type": {typ}, "Line": {DefaultLine}, "PageSize": {"500"},
 	}, &res)
 	if err != nil {
-		return nil, a.explain(err, zone, "listing the %s records of %s", typ, name)
+		return nil, records.Explain(err, zone, "listing the %s records of %s", typ, name)
 	}
 	var out []records.Record
 	for _, r := range res.DomainRecords.Record {
@@ -150,7 +150,7 @@ func (a api) Create(ctx context.Context, zone string, r records.Record) error {
 		RecordID string `json:"RecordId"`
 	}
 	if err := a.p.call(ctx, "AddDomainRecord", v, &res); err != nil {
-		return a.explain(err, zone, "creating the %s record of %s", r.Type, r.Name)
+		return records.Explain(err, zone, "creating the %s record of %s", r.Type, r.Name)
 	}
 	if res.RecordID == "" {
 		return fmt.Errorf("AliDNS answered AddDomainRecord for %s without a record ID", r.Name)
@@ -162,23 +162,14 @@ func (a api) Update(ctx context.Context, zone string, r records.Record) error {
 	v := params(r)
 	v.Set("RecordId", r.ID)
 	if err := a.p.call(ctx, "UpdateDomainRecord", v, nil); err != nil {
-		return a.explain(err, zone, "changing the %s record of %s", r.Type, r.Name)
+		return records.Explain(err, zone, "changing the %s record of %s", r.Type, r.Name)
 	}
 	return nil
 }
 
 func (a api) Delete(ctx context.Context, zone string, r records.Record) error {
 	if err := a.p.call(ctx, "DeleteDomainRecord", url.Values{"RecordId": {r.ID}}, nil); err != nil {
-		return a.explain(err, zone, "deleting the %s record of %s", r.Type, r.Name)
+		return records.Explain(err, zone, "deleting the %s record of %s", r.Type, r.Name)
 	}
 	return nil
-}
-
-// explain names the domain in an APIError and says what was being done.
-func (a api) explain(err error, zone, format string, args ...any) error {
-	var ae *APIError
-	if errors.As(err, &ae) {
-		ae.Domain = zone
-	}
-	return fmt.Errorf(format+": %w", append(args, err)...)
 }

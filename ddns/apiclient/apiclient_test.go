@@ -120,3 +120,35 @@ func TestNotJSON(t *testing.T) {
 		}
 	}
 }
+
+// codedErr is a provider error named by a code.
+type codedErr string
+
+func (e codedErr) Error() string   { return string(e) }
+func (e codedErr) Throttled() bool { return e == "Throttling" }
+func (e codedErr) Temporary() bool { return e.Throttled() || e == "InternalError" }
+
+func TestCodedVerdict(t *testing.T) {
+	for _, tt := range []struct {
+		status           int
+		err              CodedError
+		retry, throttled bool
+		want             string // the Verdict's error; "" = none
+	}{
+		{200, nil, false, false, ""},
+		{502, nil, true, false, "Example's API is having trouble (HTTP 502 Bad Gateway); homederp retries later"},
+		{200, codedErr("Throttling"), true, true, "Throttling"},
+		{400, codedErr("InternalError"), true, false, "InternalError"},
+		{503, codedErr("Refused"), true, false, "Refused"},
+		{403, codedErr("Refused"), false, false, "Refused"},
+	} {
+		v := CodedVerdict("Example", tt.status, tt.err)
+		got := ""
+		if v.Err != nil {
+			got = v.Err.Error()
+		}
+		if v.Retry != tt.retry || v.Throttled != tt.throttled || got != tt.want {
+			t.Errorf("CodedVerdict(%d, %v): got %+v, want retry %v, throttled %v, error %q", tt.status, tt.err, v, tt.retry, tt.throttled, tt.want)
+		}
+	}
+}

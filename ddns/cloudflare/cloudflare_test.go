@@ -42,8 +42,8 @@ func story(t *testing.T) providertest.Env[cloudflaretest.Fault] {
 		},
 		ReadOnlyErr: func(t *testing.T, err error) {
 			var ae *APIError
-			if !errors.As(err, &ae) || !ae.Has(10000) || !strings.Contains(err.Error(), "Zone → DNS → Edit") {
-				t.Errorf("got %v, want APIError 10000 asking for DNS edit permission", err)
+			if !errors.As(err, &ae) || !ae.Has(10000) || !strings.Contains(err.Error(), "Zone → DNS → Edit and Zone → Zone → Read for example.com") {
+				t.Errorf("got %v, want APIError 10000 asking for DNS edit permission for example.com", err)
 			}
 		},
 	}

@@ -24,6 +24,9 @@ type APIError struct {
 	Zone   string // the zone involved, if known, e.g. "example.com"
 }
 
+// NameZone names the zone involved (see records.Explain).
+func (e *APIError) NameZone(zone string) { e.Zone = zone }
+
 // Codes lists every error code, including those in error chains.
 func (e *APIError) Codes() []int {
 	var out []int

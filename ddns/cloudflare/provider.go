@@ -75,11 +75,7 @@ func (p *Provider) lookupZone(ctx context.Context, name string) (records.Zone, b
 	}
 	q := url.Values{"name": {name}}
 	if err := p.api(ctx, http.MethodGet, "/zones?"+q.Encode(), &zones); err != nil {
-		var ae *APIError
-		if errors.As(err, &ae) {
-			ae.Zone = name
-		}
-		return records.Zone{}, false, fmt.Errorf("looking up the Cloudflare zone of %s: %w", name, err)
+		return records.Zone{}, false, records.Explain(err, name, "looking up the Cloudflare zone of %s", name)
 	}
 	for _, zn := range zones {
 		if !strings.EqualFold(zn.Name, name) {

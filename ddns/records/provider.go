@@ -2,6 +2,7 @@ package records
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -198,6 +199,18 @@ func CheckDeletable(recs []libdns.Record) error {
 		}
 	}
 	return nil
+}
+
+// Explain wraps err, from a call about zone, with what was being done
+// (format and args), and tells the provider's API error in err's chain
+// the zone, so that its message can name the domain at fault. An API
+// error takes the zone with a NameZone method.
+func Explain(err error, zone, format string, args ...any) error {
+	var ze interface{ NameZone(zone string) }
+	if errors.As(err, &ze) {
+		ze.NameZone(zone)
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
 }
 
 // SeveralError is a name with several records of one type, which homederp

@@ -54,7 +54,8 @@ type envelope struct {
 	} `json:"Response"`
 }
 
-func decodeError(body []byte) *APIError {
+// decodeError returns the error in an answer, nil if there is none.
+func decodeError(body []byte) apiclient.CodedError {
 	var env envelope
 	if json.Unmarshal(body, &env) != nil || env.Response.Error == nil {
 		return nil
@@ -64,18 +65,7 @@ func decodeError(body []byte) *APIError {
 }
 
 func classify(_ *http.Request, status int, body []byte) apiclient.Verdict {
-	ae := decodeError(body)
-	switch {
-	case ae == nil && status >= 500:
-		return apiclient.Verdict{Retry: true, Err: &apiclient.TroubleError{Vendor: vendorName, Status: status}}
-	case ae == nil:
-		return apiclient.Verdict{}
-	case ae.throttled():
-		return apiclient.Verdict{Retry: true, Throttled: true, Err: ae}
-	case ae.temporary() || status >= 500:
-		return apiclient.Verdict{Retry: true, Err: ae}
-	}
-	return apiclient.Verdict{Err: ae}
+	return apiclient.CodedVerdict(vendorName, status, decodeError(body))
 }
 
 // call sends action with params to DNSPod and decodes the Response object

@@ -14,13 +14,16 @@ type APIError struct {
 	Domain    string // the domain involved, if known, e.g. "example.com"
 }
 
-// Codes Tencent Cloud answers when it throttles (common error codes and
-// DNSPod's own).
-func (e *APIError) throttled() bool { return strings.HasPrefix(e.Code, "RequestLimitExceeded") }
+// Throttled reports one of the codes Tencent Cloud answers when it
+// throttles (common error codes and DNSPod's own).
+func (e *APIError) Throttled() bool { return strings.HasPrefix(e.Code, "RequestLimitExceeded") }
+
+// NameZone names the domain involved (see records.Explain).
+func (e *APIError) NameZone(zone string) { e.Domain = zone }
 
 // Temporary reports whether asking again later may succeed: the API
 // was throttling or having trouble, and the request itself was not judged.
-func (e *APIError) Temporary() bool { return e.throttled() || e.temporary() }
+func (e *APIError) Temporary() bool { return e.Throttled() || e.temporary() }
 
 // temporary reports a failure that retrying may cure.
 func (e *APIError) temporary() bool {
@@ -80,7 +83,7 @@ func (e *APIError) Error() string {
 		msg = fmt.Sprintf(msgTTL, domain)
 	case e.Code == "InvalidParameter.DomainRecordExist":
 		msg = msgExists
-	case e.throttled():
+	case e.Throttled():
 		msg = msgThrottled
 	case e.temporary():
 		msg = msgTrouble

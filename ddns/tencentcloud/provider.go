@@ -125,7 +125,7 @@ func (a api) Zone(ctx context.Context, name string) (records.Zone, error) {
 		DomainInfo domainInfo `json:"DomainInfo"`
 	}
 	if err := a.p.call(ctx, "DescribeDomain", map[string]any{"Domain": name}, &res); err != nil {
-		return records.Zone{}, a.explain(err, name, "looking up the DNSPod domain %s", name)
+		return records.Zone{}, records.Explain(err, name, "looking up the DNSPod domain %s", name)
 	}
 	d := res.DomainInfo
 	switch {
@@ -161,7 +161,7 @@ func (a api) List(ctx context.Context, zone, name, typ string) ([]records.Record
 		return nil, nil
 	}
 	if err != nil {
-		return nil, a.explain(err, zone, "listing the %s records of %s", typ, name)
+		return nil, records.Explain(err, zone, "listing the %s records of %s", typ, name)
 	}
 	var out []records.Record
 	for _, r := range res.RecordList {
@@ -184,7 +184,7 @@ func (a api) Create(ctx context.Context, zone string, r records.Record) error {
 		RecordID uint64 `json:"RecordId"`
 	}
 	if err := a.p.call(ctx, "CreateRecord", a.params(zone, r), &res); err != nil {
-		return a.explain(err, zone, "creating the %s record of %s", r.Type, r.Name)
+		return records.Explain(err, zone, "creating the %s record of %s", r.Type, r.Name)
 	}
 	if res.RecordID == 0 {
 		return fmt.Errorf("DNSPod answered CreateRecord for %s without a record ID", r.Name)
@@ -200,7 +200,7 @@ func (a api) Update(ctx context.Context, zone string, r records.Record) error {
 	params := a.params(zone, r)
 	params["RecordId"] = id
 	if err := a.p.call(ctx, "ModifyRecord", params, nil); err != nil {
-		return a.explain(err, zone, "changing the %s record of %s", r.Type, r.Name)
+		return records.Explain(err, zone, "changing the %s record of %s", r.Type, r.Name)
 	}
 	return nil
 }
@@ -211,16 +211,7 @@ func (a api) Delete(ctx context.Context, zone string, r records.Record) error {
 		return fmt.Errorf("bad DNSPod record ID %q", r.ID)
 	}
 	if err := a.p.call(ctx, "DeleteRecord", map[string]any{"Domain": zone, "RecordId": id}, nil); err != nil {
-		return a.explain(err, zone, "deleting the %s record of %s", r.Type, r.Name)
+		return records.Explain(err, zone, "deleting the %s record of %s", r.Type, r.Name)
 	}
 	return nil
-}
-
-// explain names the domain in an APIError and says what was being done.
-func (a api) explain(err error, zone, format string, args ...any) error {
-	var ae *APIError
-	if errors.As(err, &ae) {
-		ae.Domain = zone
-	}
-	return fmt.Errorf(format+": %w", append(args, err)...)
 }

@@ -26,7 +26,7 @@ var story = providertest.KeyPair[tencentcloudtest.Fault]{
 		UnknownID:   "does not know this SecretId",
 		WrongSecret: "SecretKey does not belong to this SecretId",
 		Disabled:    "does not know this SecretId",
-		ReadOnly:    []string{"QcloudDNSPodFullAccess"},
+		ReadOnly:    []string{"QcloudDNSPodFullAccess", "DNSPod records of example.com"},
 		Clock:       "AuthFailure.SignatureExpire",
 		Throttled:   "RequestLimitExceeded",
 	},
