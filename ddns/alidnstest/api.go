@@ -56,13 +56,7 @@ func writeFault(w http.ResponseWriter, f Fault) {
 		replyError(w, apiError{status, f.Code, msg})
 		return
 	}
-	ct := f.ContentType
-	if ct == "" {
-		ct = "text/html"
-	}
-	w.Header().Set("Content-Type", ct)
-	w.WriteHeader(f.Status)
-	io.WriteString(w, f.Body)
+	ddnstest.WriteRaw(w, f.Status, f.ContentType, f.Body)
 }
 
 var writes = []string{"AddDomainRecord", "UpdateDomainRecord", "DeleteDomainRecord"}

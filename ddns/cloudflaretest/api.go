@@ -3,6 +3,7 @@ package cloudflaretest
 // The v4 API endpoints: authentication, rate limit, zones and DNS records.
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -61,13 +62,7 @@ func writeFault(w http.ResponseWriter, f Fault) {
 		w.Header().Set("Retry-After", f.RetryAfter)
 	}
 	if f.Body != "" {
-		ct := f.ContentType
-		if ct == "" {
-			ct = "application/json"
-		}
-		w.Header().Set("Content-Type", ct)
-		w.WriteHeader(f.Status)
-		fmt.Fprint(w, f.Body)
+		ddnstest.WriteRaw(w, f.Status, cmp.Or(f.ContentType, "application/json"), f.Body)
 		return
 	}
 	fail(w, f.Status, statusError(f.Status))

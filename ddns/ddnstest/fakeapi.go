@@ -3,6 +3,7 @@ package ddnstest
 import (
 	"context"
 	"crypto/rand"
+	"io"
 	"maps"
 	"net"
 	"net/http"
@@ -82,6 +83,18 @@ func (f *Fake[F]) Client() *http.Client { return f.ClientDialing(nil) }
 // inside a test bed's namespace.
 func (f *Fake[F]) ClientDialing(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
 	return APIClient(f.host, f.URL, dial)
+}
+
+// WriteRaw answers as something in the way of the API would, e.g. a
+// proxy's error page or a captive portal: status and body, of
+// contentType ("" = text/html).
+func WriteRaw(w http.ResponseWriter, status int, contentType, body string) {
+	if contentType == "" {
+		contentType = "text/html"
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(status)
+	io.WriteString(w, body)
 }
 
 // Calls counts a provider fake's requests. Fakes embed it, so that its

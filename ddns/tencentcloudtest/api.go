@@ -35,13 +35,7 @@ func replyError(w http.ResponseWriter, code, msg string) {
 
 func writeFault(w http.ResponseWriter, f Fault) {
 	if f.Status != 0 {
-		ct := f.ContentType
-		if ct == "" {
-			ct = "text/html"
-		}
-		w.Header().Set("Content-Type", ct)
-		w.WriteHeader(f.Status)
-		io.WriteString(w, f.Body)
+		ddnstest.WriteRaw(w, f.Status, f.ContentType, f.Body)
 		return
 	}
 	msg := f.Message
