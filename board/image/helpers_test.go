@@ -65,7 +65,7 @@ func moduleDir(t testing.TB) string {
 
 // buildBoard builds the board's image (once per test binary and
 // timestamp) and writes it as a disk image.
-func buildBoard(t *testing.T, board string, ts time.Time) *testBuild {
+func buildBoard(t testing.TB, board string, ts time.Time) *testBuild {
 	t.Helper()
 	testenv.NeedLong(t)
 	key := board + "@" + ts.Format(time.RFC3339)
@@ -86,7 +86,7 @@ func buildBoard(t *testing.T, board string, ts time.Time) *testBuild {
 	return b
 }
 
-func doBuild(t *testing.T, board string, ts time.Time, dir string) (*testBuild, error) {
+func doBuild(t testing.TB, board string, ts time.Time, dir string) (*testBuild, error) {
 	p, err := profile.Lookup(board)
 	if err != nil {
 		return nil, err
@@ -136,7 +136,7 @@ func doBuild(t *testing.T, board string, ts time.Time, dir string) (*testBuild, 
 
 // outputDir is where test artifacts go: $HOMEDERP_TEST_OUTPUT (./test.sh
 // sets it) or a temporary directory.
-func outputDir(t *testing.T) string {
+func outputDir(t testing.TB) string {
 	if d := os.Getenv("HOMEDERP_TEST_OUTPUT"); d != "" {
 		if err := os.MkdirAll(d, 0755); err == nil {
 			return d

@@ -391,7 +391,7 @@ func goModVersion(t *testing.T, module string) string {
 }
 
 // allocated is how many bytes of a sparse file are on disk.
-func allocated(t *testing.T, p string) int64 {
+func allocated(t testing.TB, p string) int64 {
 	out, err := exec.Command("du", "-B1", p).Output()
 	if err != nil {
 		return 0
@@ -430,7 +430,7 @@ func TestReproducible(t *testing.T) {
 	}
 }
 
-func hashFile(t *testing.T, p string) string {
+func hashFile(t testing.TB, p string) string {
 	f, err := os.Open(p)
 	if err != nil {
 		t.Fatal(err)

@@ -52,8 +52,12 @@ type Options struct {
 
 // Timing is how long each step took.
 type Timing struct {
+	Root time.Duration // the root file system, until the box confirmed it
+	// RootSync is the part of Root after the last byte was sent: the box
+	// writing out (fsync) and hashing what it received.
+	RootSync time.Duration
 	Push     time.Duration // root + boot + MBR + switch
-	Reboot   time.Duration // until the reboot request returned
+	Reboot   time.Duration // until the reboot request returned: the box stopped its services
 	Back     time.Duration // until the new build reported in
 	RootSize int64
 	Total    time.Duration
@@ -89,6 +93,7 @@ func Push(ctx context.Context, img Image, opts Options) (Timing, error) {
 
 	// Root first: writing the inactive partition cannot break the running
 	// system.
+	rootStart := time.Now()
 	rc, err := img.Root()
 	if err != nil {
 		return t, err
@@ -100,6 +105,10 @@ func Push(ctx context.Context, img Image, opts Options) (Timing, error) {
 		return t, fmt.Errorf("updating the root file system: %w", err)
 	}
 	t.RootSize = cr.n
+	t.Root = time.Since(rootStart)
+	if !cr.eof.IsZero() {
+		t.RootSync = time.Since(cr.eof)
+	}
 	logf("root file system written (%d MiB)", cr.n>>20)
 
 	pr, pw := io.Pipe()
@@ -227,13 +236,18 @@ func redact(s string) string {
 	return u.Redacted()
 }
 
+// countReader counts what is read and notes when the end was reached.
 type countReader struct {
-	r io.Reader
-	n int64
+	r   io.Reader
+	n   int64
+	eof time.Time
 }
 
 func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if err == io.EOF && c.eof.IsZero() {
+		c.eof = time.Now()
+	}
 	return n, err
 }
