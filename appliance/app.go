@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/homederp/homederp/appliance/config"
@@ -28,6 +29,9 @@ type options struct {
 	passwordFile       string         // the web UI password, instead of gokrazy's; "" = gokrazy's
 	logs               *webui.LogRing // the recent log lines the web UI shows; nil for none
 	hooks              hooks
+	// waitClock, if set, blocks until the system clock is set: the box
+	// booted without one (see clock.go).
+	waitClock func()
 }
 
 // hooks point the services' network parts at test servers; nil fields
@@ -57,7 +61,8 @@ type app struct {
 	errc      chan error // a service that stopped on its own
 	closed    chan struct{}
 
-	selfSignedMu sync.Mutex // see selfSigned
+	selfSignedMu sync.Mutex  // see selfSigned
+	clockPending atomic.Bool // DDNS waits for the clock (see clock.go)
 }
 
 // startTimeout bounds start's wait for the first applies. Past it the
@@ -92,11 +97,12 @@ func start(opts options, logf logger.Logf) (*app, error) {
 	a.acme = &acmeService{a: a}
 	a.relay = &relayService{a: a}
 	a.portmap = newPortmapService(a)
+	a.waitForClockIfNeeded(store.Config())
 	// The loops start once every service exists: they read each other's
 	// published state (the map writer the relay's pin, the relay the
 	// ACME manager, the port mapper ddns's address).
 	a.dmap.loop = startKickedLoop("derpmap", store, logf, mapRetry, a.dmap.apply)
-	a.ddns.loop = startApplyLoop("ddns", store, logf, 0, a.ddns.apply)
+	a.ddns.loop = startApplyLoop("ddns", store, logf, 0, func(c config.Config) error { return a.ddns.apply(a.clockless(c)) })
 	a.acme.loop = startApplyLoop("acme", store, logf, 0, a.acme.apply)
 	a.relay.loop = startApplyLoop("relay", store, logf, relayRetry, a.relay.apply)
 	a.portmap.loop = startApplyLoop("portmap", store, logf, 0, a.portmap.apply)
@@ -118,6 +124,9 @@ func start(opts options, logf logger.Logf) (*app, error) {
 	if err := a.startWebUI(); err != nil {
 		a.close()
 		return nil, fmt.Errorf("starting the web UI: %w", err)
+	}
+	if a.clockPending.Load() {
+		go a.clockArrives()
 	}
 	return a, nil
 }

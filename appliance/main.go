@@ -18,8 +18,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/gokrazy/gokrazy"
+	"github.com/homederp/homederp/relay"
 	"github.com/homederp/homederp/webui"
 )
 
@@ -69,10 +71,10 @@ func run() error {
 	}
 	opts.stateDir = abs
 
-	if onGokrazy() && !*dev {
-		// Boards without a real-time clock boot in 1970; keys and
-		// certificates made then would be useless.
-		gokrazy.WaitForClock()
+	if onGokrazy() && !*dev && !relay.ClockSet(time.Now()) {
+		// A board without a real-time clock boots in 1970 and waits for
+		// NTP; start decides what can run before that.
+		opts.waitClock = gokrazy.WaitForClock
 	}
 
 	app, err := start(opts, log.Printf)

@@ -27,6 +27,13 @@ import (
 // user must paste a new map: make it last.
 const SelfSignedLifetime = 20 * 365 * 24 * time.Hour
 
+// ClockSet reports whether now comes from a set clock. Boards without a
+// real-time clock (every Raspberry Pi) start in 1970 and keep that time
+// until NTP answers; gokrazy's WaitForClock draws the line at 1971.
+func ClockSet(now time.Time) bool {
+	return now.After(time.Date(1971, 1, 1, 0, 0, 0, 0, time.UTC))
+}
+
 // LoadOrCreateSelfSigned returns the self-signed certificate for hostname
 // kept in dir as self-signed-<hostname>.pem, creating an ECDSA P-256 one
 // on first use. The certificate and its key live in that one file (mode
@@ -36,9 +43,14 @@ const SelfSignedLifetime = 20 * 365 * 24 * time.Hour
 // older versions, which wrote the key and then the certificate, left
 // mismatched by a crash between the writes) is replaced by a new one, and
 // logf says so: the new certificate changes the DERP map's pin. A good
-// pair of an older version is moved into the one file as it is. now is
-// the clock (gokrazy boards without an RTC start in 1970, so the caller
-// waits for a synchronized clock first). logf may be nil.
+// pair of an older version is moved into the one file as it is. logf may
+// be nil.
+//
+// now is the clock, which need not be set to serve a stored certificate:
+// clients check it against their own clocks (and its hash against the
+// map's pin). A stored certificate the clock is behind is kept, since it
+// is the one every map pins. Only a new certificate needs the time, so
+// with the clock unset (ClockSet) and no usable one stored, this fails.
 //
 // The pairs of other hostnames in dir are removed: a box serves one name,
 // and every name a user tried during setup would otherwise leave a key
@@ -72,8 +84,8 @@ func LoadOrCreateSelfSigned(dir, hostname string, now time.Time, logf logger.Log
 			why = "the stored one could not be used"
 		case cert.Leaf.VerifyHostname(hostname) != nil:
 			why = "the stored one is not for " + hostname
-		case !now.Before(cert.Leaf.NotAfter) || now.Before(cert.Leaf.NotBefore):
-			why = "the stored one is not valid now"
+		case !now.Before(cert.Leaf.NotAfter):
+			why = "the stored one has expired"
 		default:
 			if from != path {
 				if err := adoptLegacyPair(dir, name, path, pairPEM); err != nil {
@@ -85,6 +97,9 @@ func LoadOrCreateSelfSigned(dir, hostname string, now time.Time, logf logger.Log
 		}
 	}
 
+	if !ClockSet(now) {
+		return nil, fmt.Errorf("the clock is not set yet (it says %s): a certificate made now would not be valid; waiting for NTP (%s)", now.UTC().Format(time.DateOnly), why)
+	}
 	if err := os.MkdirAll(dir, 0700); err != nil {
 		return nil, err
 	}

@@ -182,3 +182,41 @@ func TestSelfSignedKeepsOnlyTheCurrentPair(t *testing.T) {
 		t.Errorf("files in the certificate directory: got %q, want %q", got, want)
 	}
 }
+
+// TestSelfSignedWithoutClock follows a board without a real-time clock:
+// its first certificate waits for a set clock, and after a power cut (the
+// clock back in 1970) the stored one still serves, unchanged, because it
+// is the one the map pins.
+func TestSelfSignedWithoutClock(t *testing.T) {
+	dir := t.TempDir()
+	unset := time.Date(1970, 1, 2, 0, 0, 0, 0, time.UTC)
+	if _, err := LoadOrCreateSelfSigned(dir, "derp.example.com", unset, nil); err == nil || !strings.Contains(err.Error(), "clock is not set") {
+		t.Fatalf("first certificate with the clock unset: got %v, want an error saying the clock is not set", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("with the clock unset, files were written: %v", entries)
+	}
+	now := time.Now()
+	made, err := LoadOrCreateSelfSigned(dir, "derp.example.com", now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+		same bool
+	}{
+		{"clock unset after a power cut", unset, true},
+		{"the zero time", time.Time{}, true},
+		{"clock set again", now.Add(time.Hour), true},
+		{"expired", now.Add(SelfSignedLifetime + time.Hour), false},
+	} {
+		got, err := LoadOrCreateSelfSigned(dir, "derp.example.com", tc.now, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if same := bytes.Equal(got.Certificate[0], made.Certificate[0]); same != tc.same {
+			t.Errorf("%s: got the stored certificate: %v, want %v", tc.name, same, tc.same)
+		}
+	}
+}
