@@ -8,7 +8,15 @@
 //
 // with the kernel package's root=/dev/sda2 (or /dev/mmcblk0p2) replaced by
 // root=PARTUUID=<GUID of partition 1>/PARTNROFF=1, so the kernel mounts
-// partition 1+1 of whatever disk carries that GUID. On /update/switch the
+// partition 1+1 of whatever disk carries that GUID.
+//
+// The kernel waits for that disk with rootwait, which mounts the root as
+// soon as the disk appears (USB and NVMe disks are probed asynchronously,
+// so without any wait the mount can run first and panic). kernel.amd64's
+// own line has rootdelay=10 instead, which always sleeps 10 seconds
+// before mounting: it is dropped, because it costs every boot and every
+// update those 10 seconds and rootwait covers the case it was for. A
+// rootdelay in the config's KernelExtraArgs stays. On /update/switch the
 // device rewrites root= in place, in cmdline.txt and in the loader entry,
 // with a string of equal length (PARTNROFF=1 ↔ 2); the 64 spaces give room
 // if a later form is longer. There is no trailing newline: gokrazy's
@@ -25,7 +33,10 @@ import (
 // Padding is the number of spaces after the command line.
 const Padding = 64
 
-var rootRe = regexp.MustCompile(`root=/dev/(?:sda|mmcblk0p)2\b`)
+var (
+	rootRe      = regexp.MustCompile(`root=/dev/(?:sda|mmcblk0p)2\b`)
+	rootDelayRe = regexp.MustCompile(`^rootdelay=\d*$`)
+)
 
 // Options are the inputs of the command line.
 type Options struct {
@@ -53,9 +64,23 @@ func Cmdline(o Options) (string, error) {
 	default:
 		parts = append(parts, "console="+o.SerialConsole)
 	}
-	args := strings.Join(strings.Fields(o.KernelArgs), " ")
-	if args != "" {
-		parts = append(parts, args)
+	wait := false
+	for _, a := range strings.Fields(o.KernelArgs) {
+		switch {
+		case a == "rootwait":
+		case rootDelayRe.MatchString(a):
+			// rootwait goes where the delay was.
+		default:
+			parts = append(parts, a)
+			continue
+		}
+		if !wait {
+			parts = append(parts, "rootwait")
+			wait = true
+		}
+	}
+	if !wait {
+		parts = append(parts, "rootwait")
 	}
 	parts = append(parts, o.ExtraArgs...)
 	line := strings.Join(parts, " ")

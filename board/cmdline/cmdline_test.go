@@ -14,10 +14,10 @@ func TestCmdline(t *testing.T) {
 		want string
 	}{
 		{
-			// The observed gok image for kernel.amd64.
+			// kernel.amd64's line: rootwait instead of the fixed 10 s.
 			"amd64",
 			Options{KernelArgs: "root=/dev/sda2 ro init=/gokrazy/init panic=10 oops=panic rootdelay=10 pci=nommconf\n", SerialConsole: "ttyS0,115200", RootPARTUUID: guid},
-			"console=tty1 console=ttyS0,115200 root=PARTUUID=60c24cc1-f3f9-427a-8199-4f9f2cab0001/PARTNROFF=1 ro init=/gokrazy/init panic=10 oops=panic rootdelay=10 pci=nommconf" + pad,
+			"console=tty1 console=ttyS0,115200 root=PARTUUID=60c24cc1-f3f9-427a-8199-4f9f2cab0001/PARTNROFF=1 ro init=/gokrazy/init panic=10 oops=panic rootwait pci=nommconf" + pad,
 		},
 		{
 			// The observed gok image for kernel.rpi, default console.
@@ -26,14 +26,25 @@ func TestCmdline(t *testing.T) {
 			"console=tty1 console=serial0,115200 root=PARTUUID=60c24cc1-f3f9-427a-8199-4f9f2cab0001/PARTNROFF=1 init=/gokrazy/init rootwait panic=10 oops=panic" + pad,
 		},
 		{
+			// kernel.arm64's line waits for nothing: rootwait is added.
+			"arm64",
+			Options{KernelArgs: "root=/dev/sda2 ro init=/gokrazy/init panic=10 oops=panic", SerialConsole: "serial0,115200", RootPARTUUID: guid},
+			"console=tty1 console=serial0,115200 root=PARTUUID=60c24cc1-f3f9-427a-8199-4f9f2cab0001/PARTNROFF=1 ro init=/gokrazy/init panic=10 oops=panic rootwait" + pad,
+		},
+		{
 			"serial off, extra args",
 			Options{KernelArgs: "root=/dev/sda2 ro", SerialConsole: "off", ExtraArgs: []string{"quiet", "loglevel=3"}, RootPARTUUID: guid},
-			"console=tty1 root=PARTUUID=60c24cc1-f3f9-427a-8199-4f9f2cab0001/PARTNROFF=1 ro quiet loglevel=3" + pad,
+			"console=tty1 root=PARTUUID=60c24cc1-f3f9-427a-8199-4f9f2cab0001/PARTNROFF=1 ro rootwait quiet loglevel=3" + pad,
 		},
 		{
 			"UART0 alias",
 			Options{KernelArgs: "root=/dev/sda2", SerialConsole: "UART0", RootPARTUUID: guid},
-			"console=tty1 console=serial0,115200 root=PARTUUID=60c24cc1-f3f9-427a-8199-4f9f2cab0001/PARTNROFF=1" + pad,
+			"console=tty1 console=serial0,115200 root=PARTUUID=60c24cc1-f3f9-427a-8199-4f9f2cab0001/PARTNROFF=1 rootwait" + pad,
+		},
+		{
+			"a delay the config asks for stays",
+			Options{KernelArgs: "root=/dev/sda2 rootdelay=10 rootwait", ExtraArgs: []string{"rootdelay=3"}, RootPARTUUID: guid},
+			"console=tty1 console=serial0,115200 root=PARTUUID=60c24cc1-f3f9-427a-8199-4f9f2cab0001/PARTNROFF=1 rootwait rootdelay=3" + pad,
 		},
 	} {
 		got, err := Cmdline(tc.in)
