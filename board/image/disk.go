@@ -37,19 +37,25 @@ func PermUUID(hostname string) [16]byte {
 	return uuid.MustParse(disk.PartGUID(hostname, disk.Perm).String())
 }
 
-// WriteDisk writes the whole disk to f, which is size bytes large (an
-// image file is extended to it, sparsely): partition tables, boot file
-// system, root A, and an empty ext4 /perm spanning the rest. Root B is left
-// as it is; the first update writes it.
+// WriteDisk writes the whole disk to f, which is size bytes large:
+// partition tables, boot file system, root A, and an empty ext4 /perm
+// spanning the rest. Root B is left as it is; the first update writes it.
+// An image file is made anew, sparse: only what is not zero takes space
+// (and time to write to a card).
 func (r *Result) WriteDisk(f *os.File, size int64) (*disk.Layout, error) {
 	l, err := disk.NewLayout(size)
 	if err != nil {
 		return nil, err
 	}
+	formatPerm := perm.Format
 	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		if err := f.Truncate(0); err != nil {
+			return nil, err
+		}
 		if err := f.Truncate(l.Size()); err != nil {
 			return nil, err
 		}
+		formatPerm = perm.FormatZeroed // the file is all holes
 	} else {
 		// A used disk: leave no stale file system signature on root B.
 		if _, err := f.WriteAt(make([]byte, 1<<20), l.Part(disk.RootB).Offset()); err != nil {
@@ -72,7 +78,7 @@ func (r *Result) WriteDisk(f *os.File, size int64) (*disk.Layout, error) {
 		return nil, fmt.Errorf("writing root A: %w", err)
 	}
 	p := l.Part(disk.Perm)
-	if err := perm.Format(f, p.Offset(), p.Size(), PermUUID(r.Hostname), r.modTime); err != nil {
+	if err := formatPerm(f, p.Offset(), p.Size(), PermUUID(r.Hostname), r.modTime); err != nil {
 		return nil, err
 	}
 	if err := f.Sync(); err != nil {

@@ -7,6 +7,13 @@
 // parameters that e2fsck accepts as clean: 4 KiB blocks, a journal, no
 // resize inode (go-diskfs writes one e2fsck rejects), metadata checksums.
 //
+// /perm holds a few hundred files at most (the configuration, keys,
+// certificates, tailscaled's state), so it gets one inode per 256 KiB
+// instead of go-diskfs's one per 8 KiB: the inode tables, which a format
+// writes out in full, were 3 % of the partition (1 GiB on a 32 GB card).
+// What is left to write is mostly the journal's zeros; FormatZeroed skips
+// those where the bytes are zero already.
+//
 // go-diskfs stamps the superblocks and the inodes it creates with the
 // current time and a random directory hash seed. Format then rewrites
 // those fields (and the checksums over them), so that the same inputs give
@@ -19,6 +26,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
 	"time"
 
@@ -30,15 +38,42 @@ import (
 // Label is the file system label.
 const Label = "perm"
 
+// InodeRatio is the bytes of /perm per inode.
+const InodeRatio = 256 << 10
+
 // Format creates an empty ext4 file system in the byte range [off,
 // off+size) of f, with file system UUID id and every timestamp set to
 // modTime.
 func Format(f *os.File, off, size int64, id [16]byte, modTime time.Time) error {
+	return create(f, f, off, size, id, modTime)
+}
+
+// FormatZeroed is Format for a range of f that reads as zero already, such
+// as a new image file: it leaves out every write of zeros (the inode
+// tables, the journal), so a sparse file stays sparse.
+func FormatZeroed(f *os.File, off, size int64, id [16]byte, modTime time.Time) error {
+	return create(f, zeroSkipper{f}, off, size, id, modTime)
+}
+
+// zeroSkipper drops writes of nothing but zeros.
+type zeroSkipper struct{ *os.File }
+
+func (z zeroSkipper) WriteAt(p []byte, off int64) (int, error) {
+	for _, b := range p {
+		if b != 0 {
+			return z.File.WriteAt(p, off)
+		}
+	}
+	return len(p), nil
+}
+
+func create(f *os.File, w fs.File, off, size int64, id [16]byte, modTime time.Time) error {
 	u := uuid.UUID(id)
-	_, err := ext4.Create(file.New(f, false), size, off, 512, &ext4.Params{
+	_, err := ext4.Create(file.New(w, false), size, off, 512, &ext4.Params{
 		UUID:            &u,
 		VolumeName:      Label,
 		SectorsPerBlock: 8, // 4 KiB blocks
+		InodeRatio:      InodeRatio,
 		Features: []ext4.FeatureOpt{
 			ext4.WithFeatureReservedGDTBlocksForExpansion(false),
 			ext4.WithFeatureMetadataChecksums(true),
@@ -121,7 +156,8 @@ func normalize(f *os.File, off int64, modTime time.Time) error {
 	uuidSeed := hs[:16]
 
 	// Every superblock copy: the primary at byte 1024 and the backups at
-	// the start of their groups (where a copy is, it names its group).
+	// the start of their groups. go-diskfs leaves a backup's group number
+	// 0; it gets its group's, as mke2fs writes it.
 	groups := (blocks - first + bpg - 1) / bpg
 	for g := int64(0); g < groups; g++ {
 		pos := off + 1024
@@ -132,10 +168,11 @@ func normalize(f *os.File, off int64, modTime time.Time) error {
 		if _, err := f.ReadAt(b, pos); err != nil {
 			return err
 		}
-		if le.Uint16(b[sbMagic:]) != 0xEF53 || int64(le.Uint16(b[sbBlockGroupNr:])) != g ||
+		if nr := int64(le.Uint16(b[sbBlockGroupNr:])); le.Uint16(b[sbMagic:]) != 0xEF53 || nr != g && nr != 0 ||
 			string(b[sbUUID:sbUUID+16]) != string(sb[sbUUID:sbUUID+16]) {
 			continue
 		}
+		le.PutUint16(b[sbBlockGroupNr:], uint16(g))
 		for _, o := range []int{sbMtime, sbWtime, sbLastCheck, sbMkfsTime} {
 			le.PutUint32(b[o:], t)
 		}
