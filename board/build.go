@@ -90,6 +90,7 @@ func (f *buildFlags) build(ctx context.Context) (*built, error) {
 	start := time.Now()
 	res, err := image.Build(ctx, image.Options{
 		Config:       cfg,
+		Pi:           p.Pi,
 		ConfigName:   configName,
 		ModuleDir:    moduleDir,
 		WorkDir:      work,

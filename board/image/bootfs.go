@@ -26,12 +26,20 @@ type bootInputs struct {
 //
 //	vmlinuz, cmdline.txt, loader/entries/gokrazy.conf   every board
 //	EFI/BOOT/BOOTX64.EFI or BOOTAA64.EFI               UEFI boards (systemd-boot)
-//	config.txt, *.dtb, overlays/, bootcode.bin, start*.elf, fixup*.dat
-//	                                                    Raspberry Pi
+//	config.txt, the board's *.dtb, overlays/, bootcode.bin, start*.elf,
+//	fixup*.dat; vmlinuz gzip-compressed                 Raspberry Pi
 //	pieeprom.upd/.sig, vl805.bin/.sig, recovery.bin     Raspberry Pi 4
 func (b *builder) bootTree(in bootInputs) (*fat16.FS, string, error) {
 	boot := fat16.New()
-	if err := boot.AddHostFile("vmlinuz", filepath.Join(in.kernelDir, "vmlinuz")); err != nil {
+	kernel := filepath.Join(in.kernelDir, "vmlinuz")
+	if in.firmwareDir != "" {
+		k, err := gzipKernel(kernel, b.work)
+		if err != nil {
+			return nil, "", err
+		}
+		kernel = k
+	}
+	if err := boot.AddHostFile("vmlinuz", kernel); err != nil {
 		return nil, "", fmt.Errorf("kernel: %w", err)
 	}
 	kernelArgs, err := os.ReadFile(filepath.Join(in.kernelDir, "cmdline.txt"))
@@ -72,16 +80,7 @@ func (b *builder) bootTree(in bootInputs) (*fat16.FS, string, error) {
 		if err := boot.AddBytes("config.txt", []byte(config)); err != nil {
 			return nil, "", err
 		}
-		// From the kernel package: device trees, overlays, a U-Boot script
-		// if there is one.
-		if err := addGlobs(boot, in.kernelDir, "*.dtb", "boot.scr"); err != nil {
-			return nil, "", err
-		}
-		if err := addDir(boot, filepath.Join(in.kernelDir, "overlays"), "overlays"); err != nil {
-			return nil, "", err
-		}
-		// From the firmware package: the GPU firmware.
-		if err := addGlobs(boot, in.firmwareDir, "*.bin", "*.dat", "*.elf", "*.upd", "*.sig", "overlays/*.dtbo"); err != nil {
+		if err := addPiBoot(boot, b.opts.Pi, in.kernelDir, in.firmwareDir, config); err != nil {
 			return nil, "", err
 		}
 	}

@@ -19,12 +19,17 @@ import (
 	"github.com/homederp/homederp/board/disk"
 	"github.com/homederp/homederp/board/fat16"
 	"github.com/homederp/homederp/board/gokrazyconfig"
+	"github.com/homederp/homederp/board/profile"
 	"github.com/homederp/homederp/board/squashfs"
 )
 
 // Options are the inputs of a build.
 type Options struct {
 	Config *gokrazyconfig.Config
+	// Pi is the Raspberry Pi board's part of the kernel and firmware
+	// packages (profile.Profile.Pi); nil for a UEFI board. A Pi config
+	// without it gets every model's files, as gok builds it.
+	Pi *profile.Pi
 	// ConfigName is how the SBOM names the config, e.g.
 	// "gokrazy-config/amd64/config.json".
 	ConfigName string

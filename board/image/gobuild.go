@@ -51,11 +51,18 @@ func (b *builder) run(ctx context.Context, env []string, args ...string) ([]byte
 	return out, nil
 }
 
+// DefaultLDFlags leave the symbol table and DWARF out of every program:
+// a third of a Go binary, and nothing on the box reads them (panics and
+// profiles use the runtime's own tables, which stay; the SBOM reads the
+// build info, which stays too). A package's own -ldflags in GoBuildFlags
+// come later and win.
+const DefaultLDFlags = "-ldflags=-s -w"
+
 // buildArgs are the go build flags for one package.
 func (b *builder) buildArgs(pkg string) []string {
 	pc := b.cfg.PackageConfig[pkg]
 	tags := append(append([]string(nil), DefaultTags...), pc.GoBuildTags...)
-	args := []string{"build", "-trimpath", "-buildvcs=false", "-tags=" + strings.Join(tags, ",")}
+	args := []string{"build", "-trimpath", "-buildvcs=false", "-tags=" + strings.Join(tags, ","), DefaultLDFlags}
 	return append(args, pc.GoBuildFlags...)
 }
 

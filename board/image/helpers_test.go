@@ -109,6 +109,7 @@ func doBuild(t testing.TB, board string, ts time.Time, dir string) (*testBuild, 
 	defer cancel()
 	res, err := Build(ctx, Options{
 		Config:       cfg,
+		Pi:           p.Pi,
 		ConfigName:   "gokrazy-config/" + board + "/config.json",
 		ModuleDir:    mod,
 		WorkDir:      dir,

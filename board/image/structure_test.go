@@ -2,6 +2,7 @@ package image
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/binary"
@@ -37,13 +38,14 @@ var (
 		"rpi5":      {"bcm2712-rpi-5-b.dtb", "bcm2712d0-rpi-5-b.dtb"},
 		"rpizero2w": {"bootcode.bin", "start.elf", "bcm2710-rpi-zero-2-w.dtb"},
 	}
+	// Each Pi carries only its own SoC's device trees and firmware.
 	absentBootFiles = map[string][]string{
 		"amd64":     {"config.txt", "start4.elf", "EFI/BOOT/BOOTAA64.EFI"},
 		"arm64":     {"config.txt", "EFI/BOOT/BOOTX64.EFI"},
-		"rpi3":      {"pieeprom.upd", "EFI/BOOT/BOOTAA64.EFI"},
-		"rpi4":      {"EFI/BOOT/BOOTAA64.EFI"},
-		"rpi5":      {"pieeprom.upd", "recovery.bin"}, // a Pi 4 EEPROM must never reach a Pi 5
-		"rpizero2w": {"pieeprom.upd", "recovery.bin"},
+		"rpi3":      {"pieeprom.upd", "EFI/BOOT/BOOTAA64.EFI", "start4.elf", "start_x.elf", "start_cd.elf", "bcm2711-rpi-4-b.dtb", "bcm2712-rpi-5-b.dtb"},
+		"rpi4":      {"EFI/BOOT/BOOTAA64.EFI", "bootcode.bin", "start.elf", "start4x.elf", "bcm2710-rpi-3-b.dtb", "bcm2712-rpi-5-b.dtb"},
+		"rpi5":      {"pieeprom.upd", "recovery.bin", "bootcode.bin", "start.elf", "start4.elf", "bcm2711-rpi-4-b.dtb"}, // a Pi 4 EEPROM must never reach a Pi 5
+		"rpizero2w": {"pieeprom.upd", "recovery.bin", "start4.elf", "bcm2711-rpi-4-b.dtb"},
 	}
 	machine = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
 )
@@ -178,6 +180,29 @@ func checkBoot(t *testing.T, board string, b *testBuild) int64 {
 		t.Errorf("loader entry %q does not carry the command line", entry)
 	}
 	if strings.HasPrefix(board, "rpi") {
+		// The Pi firmware unpacks the kernel: it must be the kernel
+		// package's, gzip'd.
+		cmd = exec.Command("mtype", "-i", fat, "::/vmlinuz")
+		cmd.Env = env
+		kernel, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("mtype vmlinuz: %v", err)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(kernel))
+		if err != nil {
+			t.Fatalf("vmlinuz: %v", err)
+		}
+		unpacked, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatalf("vmlinuz: %v", err)
+		}
+		want, err := os.ReadFile(filepath.Join(moduleCacheDir(t, "github.com/gokrazy/kernel.rpi"), "vmlinuz"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(unpacked, want) {
+			t.Errorf("vmlinuz unpacks to %d bytes that are not kernel.rpi's vmlinuz (%d bytes)", len(unpacked), len(want))
+		}
 		cmd = exec.Command("mtype", "-i", fat, "::/config.txt")
 		cmd.Env = env
 		config, err := cmd.Output()
@@ -256,7 +281,6 @@ func checkRoot(t *testing.T, b *testBuild, uefi bool) {
 		"/gokrazy/ntp":                         "-rwxr-xr-x",
 		"/user/appliance":                      "-rwxr-xr-x",
 		"/user/tailscaled":                     "-rwxr-xr-x",
-		"/user/tailscale":                      "-rwxr-xr-x",
 		"/perm":                                "drwxr-xr-x",
 		"/tmp":                                 "drwxr-xr-x",
 		"/dev":                                 "drwxr-xr-x",
@@ -388,6 +412,21 @@ func goModVersion(t *testing.T, module string) string {
 		t.Fatalf("go list -m %s: %v", module, err)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// moduleCacheDir is the directory of a module go.mod requires.
+func moduleCacheDir(t *testing.T, module string) string {
+	cmd := exec.Command("go", "mod", "download", "-json", module)
+	cmd.Dir = moduleDir(t)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go mod download %s: %v", module, err)
+	}
+	var info struct{ Dir string }
+	if err := json.Unmarshal(out, &info); err != nil || info.Dir == "" {
+		t.Fatalf("go mod download %s: no directory (%v)", module, err)
+	}
+	return info.Dir
 }
 
 // allocated is how many bytes of a sparse file are on disk.
