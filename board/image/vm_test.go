@@ -38,7 +38,7 @@ import (
 type vm struct {
 	cmd      *exec.Cmd
 	done     chan error
-	console  string // the console log file
+	console  string // the console log file, each line after the seconds since power-on
 	ns       *netnstest.NS
 	started  time.Time // power on: qemu started
 	password string
@@ -192,7 +192,8 @@ func startVM(t testing.TB, goarch, img, console string, o vmOptions) *vm {
 	return v
 }
 
-// readConsole stamps and records each console line and copies it to w.
+// readConsole stamps and records each console line and copies it to w,
+// each line prefixed with the seconds since power-on.
 func (v *vm) readConsole(r io.Reader, w io.Writer) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -202,7 +203,7 @@ func (v *vm) readConsole(r io.Reader, w io.Writer) {
 		v.mu.Lock()
 		v.lines = append(v.lines, consoleLine{at, text})
 		v.mu.Unlock()
-		fmt.Fprintf(w, "%s\n", text)
+		fmt.Fprintf(w, "%8.3f %s\n", at.Seconds(), text)
 	}
 }
 
