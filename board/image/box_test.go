@@ -49,7 +49,9 @@ func runBox(t testing.TB, run boxRun) *figures {
 	for _, c := range []string{"ip", "e2fsck", "debugfs", "mtype"} {
 		testenv.NeedCommand(t, c)
 	}
+	// Both builds first: compiling while the VM runs would slow it.
 	first := buildBoard(t, "amd64", firstTimestamp)
+	second := buildBoard(t, "amd64", secondTimestamp)
 	out := outputDir(t)
 	f := &figures{}
 
@@ -73,7 +75,6 @@ func runBox(t testing.TB, run boxRun) *figures {
 		f.withClients(t, v, run.clients)
 	}
 
-	second := buildBoard(t, "amd64", secondTimestamp)
 	v.refuseBadUpdates(t, second)
 	f.update(t, v, second)
 	pin2, key2 := v.derpCheck(t)

@@ -138,7 +138,14 @@ func runArm64(t testing.TB) *figures {
 
 	v.kill()
 	v = startVM(t, "arm64", img, console, vmOptions{MemoryMiB: boxMemoryMiB, RTC: noClock, NS: v.ns})
-	bt = v.waitRelay(t, 4*time.Minute)
+	defer v.kill()
+	// A relay that waits for the clock never answers here: that fails
+	// the test but keeps the figures above.
+	bt, err := v.relayTimes(2 * time.Minute)
+	if err != nil {
+		t.Errorf("clock unset: %v\n%s", err, v.tail())
+		return f
+	}
 	f.boot(t, v, bt, "arm64 power on with the clock unset (a Pi after a power cut, no Internet)", "noclock")
 	if err := v.logContains("/user/appliance", "the clock is not set", 30*time.Second); err != nil {
 		t.Errorf("clock unset: %v", err)
@@ -146,6 +153,5 @@ func runArm64(t testing.TB) *figures {
 	if pin2, key2 := v.derpCheck(t); pin2 != pin || key2 != key {
 		t.Errorf("clock unset: pin %s key %s, want the stored %s, %s", pin2, key2, pin, key)
 	}
-	v.kill()
 	return f
 }
