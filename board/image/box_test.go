@@ -142,7 +142,7 @@ func (f *figures) memory(what string, m *boxMemory, metric string) {
 	}
 	f.mebibytes("RSS of the whole box "+what+" (init + every service)", m.rssOfBoxes, target, metric+"-MiB")
 	for _, p := range []string{"/user/appliance", "/user/tailscaled", "init"} {
-		f.mebibytes("  of which "+p, m.rss[p], "", "")
+		f.mebibytes("  of which "+p+" "+what, m.rss[p], "", "")
 	}
 	f.mebibytes("memory in use "+what+" (MemTotal − MemAvailable, kernel included)", m.memUsed, "", "")
 }
