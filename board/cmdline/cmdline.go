@@ -105,14 +105,23 @@ func LoaderEntry(cmdline string) string {
 }
 
 // ConfigTxt returns the Raspberry Pi firmware's config.txt: the kernel
-// package's, with the UART enabled unless the serial console is off, and
-// the config's extra lines appended.
+// package's, with the UART enabled unless the serial console is off,
+// arm_64bit=1, and the config's extra lines appended.
+//
+// arm_64bit=1 says in today's words what the kernel package's
+// arm_control=0x200 says in the deprecated form: the kernel is 64-bit.
+// The image's kernel is gzip'd, so the firmware cannot read that from the
+// kernel's header, and its name (vmlinuz) is not one the firmware infers
+// it from.
 func ConfigTxt(kernelConfig, serialConsole string, extraLines []string) string {
 	s := kernelConfig
 	if serialConsole != "off" {
 		s = strings.ReplaceAll(s, "enable_uart=0", "enable_uart=1")
 	}
 	s = strings.TrimRight(s, "\n") + "\n"
+	if !strings.Contains(s, "arm_64bit=") {
+		s += "arm_64bit=1\n"
+	}
 	for _, l := range extraLines {
 		s += l + "\n"
 	}

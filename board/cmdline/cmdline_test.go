@@ -83,7 +83,7 @@ func TestLoaderEntry(t *testing.T) {
 func TestConfigTxt(t *testing.T) {
 	const kernel = "# Switch the CPU from ARMv7 into ARMv8 (aarch64) mode\narm_control=0x200\n\nenable_uart=0\n\nkernel=vmlinuz\n"
 	got := ConfigTxt(kernel, "serial0,115200", []string{"dtoverlay=disable-bt"})
-	want := "# Switch the CPU from ARMv7 into ARMv8 (aarch64) mode\narm_control=0x200\n\nenable_uart=1\n\nkernel=vmlinuz\ndtoverlay=disable-bt\n"
+	want := "# Switch the CPU from ARMv7 into ARMv8 (aarch64) mode\narm_control=0x200\n\nenable_uart=1\n\nkernel=vmlinuz\narm_64bit=1\ndtoverlay=disable-bt\n"
 	if got != want {
 		t.Errorf("ConfigTxt:\ngot  %q\nwant %q", got, want)
 	}

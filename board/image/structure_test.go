@@ -209,7 +209,7 @@ func checkBoot(t *testing.T, board string, b *testBuild) int64 {
 		if err != nil {
 			t.Fatalf("mtype config.txt: %v", err)
 		}
-		for _, w := range []string{"arm_control=0x200", "enable_uart=1", "kernel=vmlinuz"} {
+		for _, w := range []string{"arm_control=0x200", "enable_uart=1", "kernel=vmlinuz", "arm_64bit=1"} {
 			if !bytes.Contains(config, []byte(w)) {
 				t.Errorf("config.txt lacks %s:\n%s", w, config)
 			}
