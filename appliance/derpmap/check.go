@@ -75,11 +75,12 @@ func Check(input []byte, home *tailcfg.DERPRegion) Report {
 	default:
 		m = checkYAML(in, &r)
 	}
-	if m == nil {
-		return r
+	if m != nil {
+		r.Regions = m.RegionIDs()
+		checkMap(m, home, &r)
 	}
-	r.Regions = m.RegionIDs()
-	checkMap(m, home, &r)
+	// Also when the map could not be read: the warnings about its keys
+	// come before that, but the error is what the user must see first.
 	sortFindings(r.Findings)
 	return r
 }

@@ -1,6 +1,7 @@
 package derpmap
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -163,8 +164,29 @@ func FuzzCheck(f *testing.F) {
 	f.Add(j)
 	f.Add(y)
 	f.Add([]byte(`"derpMap": {"Regions": {"1": null}},`))
+	p, _ := PolicyBlock(m)
+	f.Add(p)
+	// Whatever is pasted, the checker must not panic, must say
+	// something about input it does not accept, must put errors first,
+	// and must say the same thing each time (the page would otherwise
+	// reorder its findings on a reload).
 	f.Fuzz(func(t *testing.T, in []byte) {
-		Check(in, checkHome()) // must not panic
+		rep := Check(in, checkHome())
+		rank := map[Severity]int{SevError: 0, SevWarning: 1, SevNote: 2}
+		for i, fd := range rep.Findings {
+			if _, ok := rank[fd.Severity]; !ok || strings.TrimSpace(fd.Msg) == "" {
+				t.Fatalf("finding %d: %+v; want a known severity and a message", i, fd)
+			}
+			if i > 0 && rank[rep.Findings[i-1].Severity] > rank[fd.Severity] {
+				t.Fatalf("findings out of order: %s after %s", fd.Severity, rep.Findings[i-1].Severity)
+			}
+		}
+		if !rep.OK() && len(rep.Findings) == 0 {
+			t.Fatal("not OK, but no finding says why")
+		}
+		if again := Check(in, checkHome()); !reflect.DeepEqual(rep, again) {
+			t.Fatalf("Check is not deterministic:\n%+v\n%+v", rep, again)
+		}
 	})
 }
 

@@ -184,13 +184,9 @@ func (c *Checker) Nameservers(ctx context.Context, zone string) ([]Server, error
 	}
 	glue := map[string][]netip.Addr{}
 	for _, rr := range r.Extra {
-		switch rr := rr.(type) {
-		case *dns.A:
-			a, _ := netip.AddrFromSlice(rr.A.To4())
-			glue[strings.ToLower(rr.Hdr.Name)] = append(glue[strings.ToLower(rr.Hdr.Name)], a)
-		case *dns.AAAA:
-			a, _ := netip.AddrFromSlice(rr.AAAA)
-			glue[strings.ToLower(rr.Hdr.Name)] = append(glue[strings.ToLower(rr.Hdr.Name)], a)
+		if a, ok := rrAddr(rr); ok {
+			name := strings.ToLower(rr.Header().Name)
+			glue[name] = append(glue[name], a)
 		}
 	}
 	port := c.Port
@@ -271,21 +267,31 @@ func (c *Checker) Forget() {
 func addrsOf(r *dns.Msg, name string, qtype uint16) []netip.Addr {
 	var out []netip.Addr
 	for _, rr := range r.Answer {
-		if !strings.EqualFold(rr.Header().Name, name) {
+		if !strings.EqualFold(rr.Header().Name, name) || rr.Header().Rrtype != qtype {
 			continue
 		}
-		switch rr := rr.(type) {
-		case *dns.A:
-			if qtype == dns.TypeA {
-				a, _ := netip.AddrFromSlice(rr.A.To4())
-				out = append(out, a)
-			}
-		case *dns.AAAA:
-			if qtype == dns.TypeAAAA {
-				a, _ := netip.AddrFromSlice(rr.AAAA)
-				out = append(out, a)
-			}
+		if a, ok := rrAddr(rr); ok {
+			out = append(out, a)
 		}
 	}
 	return out
+}
+
+// rrAddr returns the address of an A or AAAA record. A record whose
+// RDATA holds no address of its family (miekg/dns unpacks an empty RDATA
+// as a nil IP) has none: it must not turn into an invalid address that
+// is then compared, dialled or written back.
+func rrAddr(rr dns.RR) (netip.Addr, bool) {
+	switch rr := rr.(type) {
+	case *dns.A:
+		a, ok := netip.AddrFromSlice(rr.A.To4())
+		return a, ok
+	case *dns.AAAA:
+		if len(rr.AAAA) != net.IPv6len {
+			return netip.Addr{}, false
+		}
+		a, ok := netip.AddrFromSlice(rr.AAAA)
+		return a, ok
+	}
+	return netip.Addr{}, false
 }

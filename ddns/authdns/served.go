@@ -90,12 +90,7 @@ func (c *Checker) Served(ctx context.Context, hostname string, v4, v6 bool) (*Se
 				rrs, ttl, err := c.Query(ctx, srv.Addr, hostname, qt)
 				a := Answer{Server: srv, TTL: ttl, Err: err}
 				for _, rr := range rrs {
-					switch rr := rr.(type) {
-					case *dns.A:
-						ip, _ := netip.AddrFromSlice(rr.A.To4())
-						a.Addrs = append(a.Addrs, ip)
-					case *dns.AAAA:
-						ip, _ := netip.AddrFromSlice(rr.AAAA)
+					if ip, ok := rrAddr(rr); ok {
 						a.Addrs = append(a.Addrs, ip)
 					}
 				}

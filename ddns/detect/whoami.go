@@ -80,7 +80,9 @@ func parseWhoami(r *dns.Msg, want6 bool) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("got %d TXT strings, want exactly 1", len(txts))
 	}
 	a, err := netip.ParseAddr(strings.TrimSpace(txts[0]))
-	if err != nil {
+	if err != nil || a.Zone() != "" {
+		// A zone ("2001:db8::1%eth0") names an interface of the
+		// server, never a public address.
 		return netip.Addr{}, fmt.Errorf("answer %.40q is not an address", txts[0])
 	}
 	a = a.Unmap()
