@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs every native Go fuzz target of the module (each `func FuzzXxx` in a
+# _test.go file) for a while, one after the other, with the committed seed
+# corpora (testdata/fuzz/...) as the start. A failing input is written to
+# the package's testdata/fuzz/FuzzXxx/ by `go test`, where it becomes a
+# test case forever once committed.
+#
+#   scripts/fuzz.sh                  # 5s per target, as ./test.sh runs it
+#   scripts/fuzz.sh -time 10m -parallel 2   # a real run, for the benchmark script
+#   scripts/fuzz.sh -only FuzzForms -time 1m
+#
+# Logs go to $HOMEDERP_TEST_OUTPUT/fuzz (default ./test-output/fuzz); the
+# last line says how many targets passed and failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+time=5s
+parallel=1
+only=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-time) time="$2"; shift 2 ;;
+	-parallel) parallel="$2"; shift 2 ;;
+	-only) only="$2"; shift 2 ;;
+	*) echo "usage: $0 [-time 5s] [-parallel 1] [-only FuzzName]" >&2; exit 2 ;;
+	esac
+done
+out="${HOMEDERP_TEST_OUTPUT:-$PWD/test-output}/fuzz"
+mkdir -p "$out"
+
+# package directory and target name, one pair a line
+targets=$(git ls-files '*_test.go' | xargs grep -H '^func Fuzz[A-Za-z0-9_]*(f \*testing.F)' |
+	sed -E 's#^(.*)/[^/]*_test.go:func (Fuzz[A-Za-z0-9_]*)\(.*#\1 \2#' | sort -u)
+passed=0
+failed=0
+summary="$out/summary.txt"
+: >"$summary"
+while read -r dir name; do
+	[ -z "$name" ] && continue
+	[ -n "$only" ] && [ "$name" != "$only" ] && continue
+	log="$out/$name.log"
+	start=$(date +%s)
+	if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$time" -parallel "$parallel" "./$dir" >"$log" 2>&1; then
+		result=ok
+		passed=$((passed + 1))
+	else
+		result=FAIL
+		failed=$((failed + 1))
+	fi
+	# the last progress line: "fuzz: elapsed: 5s, execs: 12345 (2469/sec), ..."
+	# (none when the time went on replaying the corpus)
+	execs=$(grep -o 'execs: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
+	line="$result $name ./$dir: ${execs:-0} execs in $time ($(($(date +%s) - start))s with the build)"
+	echo "fuzz: $line" | tee -a "$summary"
+	if [ "$result" = FAIL ]; then
+		grep -v '^fuzz: elapsed' "$log" | tail -40
+	fi
+done <<<"$targets"
+echo "fuzz: $passed passed, $failed failed"
+[ "$failed" = 0 ]
