@@ -81,6 +81,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	go trimMemory(ctx, trimEvery)
 	if *dev {
 		fmt.Print(app.summary())
 	}

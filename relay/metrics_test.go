@@ -88,7 +88,7 @@ func TestMetricsAndStatus(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
 		}
 	}
-	for _, name := range []string{`stun_requests{disposition="success"}`, "derp_bytes_received", "homederp_relay_cert_not_after_seconds"} {
+	for _, name := range []string{`stun_requests{disposition="success"}`, "derp_bytes_received", "homederp_relay_cert_not_after_seconds", "goroutines"} {
 		if got := metricValue(t, m1, name); got <= 0 {
 			t.Errorf("%s: got %v, want > 0", name, got)
 		}

@@ -175,6 +175,9 @@ func (b *Box) WebUI() (url, password string, ok bool) {
 	return m[1], m[2], true
 }
 
+// Pid is the appliance's process ID, e.g. for reading /proc/<pid>.
+func (b *Box) Pid() int { return b.cmd.Process.Pid }
+
 // Stop sends SIGTERM, as Ctrl-C in a terminal would, and checks that the
 // appliance exits cleanly within a bound.
 func (b *Box) Stop(t testing.TB) {
