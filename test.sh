@@ -16,3 +16,9 @@ test -z "$(gofmt -l $(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l
 go vet ./...
 go build -o "$HOMEDERP_TEST_OUTPUT/testreport" ./internal/cmd/testreport
 go test -count=1 -json -timeout 25m ./... "$@" | "$HOMEDERP_TEST_OUTPUT/testreport" -log "$HOMEDERP_TEST_OUTPUT/test.log"
+# Every fuzz target a few seconds beyond its seed corpus (which the run
+# above already replayed), unless only some tests were asked for;
+# scripts/bench-soak.sh fuzzes for longer.
+if [ $# -eq 0 ]; then
+	scripts/fuzz.sh -time 5s
+fi
