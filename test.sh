@@ -20,5 +20,5 @@ go test -count=1 -json -timeout 25m ./... "$@" | "$HOMEDERP_TEST_OUTPUT/testrepo
 # above already replayed), unless only some tests were asked for;
 # scripts/bench-soak.sh fuzzes for longer.
 if [ $# -eq 0 ]; then
-	scripts/fuzz.sh -time 5s
+	scripts/fuzz.sh -time 5s -budget 2m
 fi

@@ -5,9 +5,17 @@
 # the package's testdata/fuzz/FuzzXxx/ by `go test`, where it becomes a
 # test case forever once committed.
 #
-#   scripts/fuzz.sh                  # 5s per target, as ./test.sh runs it
+#   scripts/fuzz.sh                  # 5s per target
+#   scripts/fuzz.sh -time 5s -budget 2m     # as ./test.sh runs it
 #   scripts/fuzz.sh -time 10m -parallel 2   # a real run, for the benchmark script
 #   scripts/fuzz.sh -only FuzzForms -time 1m
+#
+# -budget bounds the whole run: no target starts once it is spent. A fuzz
+# build instruments every package the target imports, so with empty Go
+# caches (CI) the first target of a package costs about a minute of
+# building; the run then starts at a different target each day, so that
+# over a few runs each gets its turn. (go test replays every seed corpus
+# in every run anyway.)
 #
 # Logs go to $HOMEDERP_TEST_OUTPUT/fuzz (default ./test-output/fuzz); the
 # last line says how many targets passed and failed.
@@ -16,12 +24,14 @@ cd "$(dirname "$0")/.."
 time=5s
 parallel=1
 only=""
+budget=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-time) time="$2"; shift 2 ;;
 	-parallel) parallel="$2"; shift 2 ;;
 	-only) only="$2"; shift 2 ;;
-	*) echo "usage: $0 [-time 5s] [-parallel 1] [-only FuzzName]" >&2; exit 2 ;;
+	-budget) budget="$2"; shift 2 ;;
+	*) echo "usage: $0 [-time 5s] [-parallel 1] [-budget 2m] [-only FuzzName]" >&2; exit 2 ;;
 	esac
 done
 out="${HOMEDERP_TEST_OUTPUT:-$PWD/test-output}/fuzz"
@@ -30,6 +40,21 @@ mkdir -p "$out"
 # package directory and target name, one pair a line
 targets=$(git ls-files '*_test.go' | xargs grep -H '^func Fuzz[A-Za-z0-9_]*(f \*testing.F)' |
 	sed -E 's#^(.*)/[^/]*_test.go:func (Fuzz[A-Za-z0-9_]*)\(.*#\1 \2#' | sort -u)
+budget_s=0
+case "$budget" in
+*m) budget_s=$((${budget%m} * 60)) ;;
+*s) budget_s=${budget%s} ;;
+0) ;;
+*) echo "-budget $budget: want e.g. 120s or 2m" >&2; exit 2 ;;
+esac
+if [ "$budget_s" -gt 0 ]; then
+	# rotate: today's first target is the (day of the year)th
+	n=$(wc -l <<<"$targets")
+	k=$((10#$(date +%j) % n))
+	targets=$(tail -n +$((k + 1)) <<<"$targets"; head -n "$k" <<<"$targets")
+fi
+began=$(date +%s)
+left=0
 passed=0
 failed=0
 summary="$out/summary.txt"
@@ -37,6 +62,11 @@ summary="$out/summary.txt"
 while read -r dir name; do
 	[ -z "$name" ] && continue
 	[ -n "$only" ] && [ "$name" != "$only" ] && continue
+	if [ "$budget_s" -gt 0 ] && [ $(($(date +%s) - began)) -ge "$budget_s" ]; then
+		echo "fuzz: $name ./$dir not fuzzed: the budget of $budget is spent (its seeds ran in go test)" | tee -a "$summary"
+		left=$((left + 1))
+		continue
+	fi
 	log="$out/$name.log"
 	start=$(date +%s)
 	if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$time" -parallel "$parallel" "./$dir" >"$log" 2>&1; then
@@ -55,5 +85,6 @@ while read -r dir name; do
 		grep -v '^fuzz: elapsed' "$log" | tail -40
 	fi
 done <<<"$targets"
+[ "$left" -gt 0 ] && echo "fuzz: $left targets left for another run"
 echo "fuzz: $passed passed, $failed failed"
 [ "$failed" = 0 ]
