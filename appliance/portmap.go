@@ -6,6 +6,7 @@ import (
 
 	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/ddns/detect"
+	"github.com/homederp/homederp/internal/usermsg"
 	"github.com/homederp/homederp/relay/portmap"
 )
 
@@ -13,18 +14,19 @@ import (
 // to open IPv6 pinholes for them (package portmap), following the
 // configuration. In -dev it does nothing: the relay listens on loopback.
 type portmapService struct {
-	a       *app
-	loop    *applyLoop
-	m       *portmap.Mapper // nil in -dev or when the mapper could not start
-	problem string          // why m is nil
-	cancel  context.CancelFunc
-	done    chan struct{}
+	a           *app
+	loop        *applyLoop
+	m           *portmap.Mapper // nil in -dev or when the mapper could not start
+	problem     string          // why m is nil
+	problemText usermsg.Msg     // problem, to be translated
+	cancel      context.CancelFunc
+	done        chan struct{}
 }
 
 func newPortmapService(a *app) *portmapService {
 	s := &portmapService{a: a}
 	if a.opts.dev {
-		s.problem = "Port mapping is off in -dev: the relay listens on loopback only."
+		s.problem, s.problemText = usermsg.Say("router.off_dev", "Port mapping is off in -dev: the relay listens on loopback only.", nil)
 		return s
 	}
 	m, err := portmap.New(portmap.Options{
@@ -35,7 +37,7 @@ func newPortmapService(a *app) *portmapService {
 		Logf:       a.logf,
 	})
 	if err != nil {
-		s.problem = "Port mapping could not start: " + err.Error()
+		s.problem, s.problemText = usermsg.Say("router.failed", "Port mapping could not start: {{.Err}}", map[string]any{"Err": err.Error()})
 		a.logf("portmap: %v", err)
 		return s
 	}
@@ -72,7 +74,7 @@ func (s *portmapService) apply(c config.Config) error {
 // status is what the web UI shows about the router.
 func (s *portmapService) status() portmap.Status {
 	if s.m == nil {
-		return portmap.Status{Problem: s.problem}
+		return portmap.Status{Problem: s.problem, Texts: portmap.Texts{Problem: s.problemText}}
 	}
 	return s.m.Status()
 }

@@ -2,13 +2,15 @@ package ddns
 
 import (
 	"context"
-	"fmt"
+	"errors"
+	"maps"
 	"net/netip"
 	"slices"
 
 	"github.com/homederp/homederp/ddns/authdns"
 	"github.com/homederp/homederp/ddns/detect"
 	"github.com/homederp/homederp/ddns/ipclass"
+	"github.com/homederp/homederp/internal/usermsg"
 )
 
 // family is the per-type bookkeeping of one check.
@@ -44,12 +46,21 @@ func (u *Updater) Check(ctx context.Context) error {
 		return nil
 	}
 	var problems []string
+	// msgs are the sentences of the warnings and problems as the web
+	// UI translates them, by their English (Status.Msgs).
+	msgs := map[string]usermsg.Msg{}
+	say := func(id, text string, args map[string]any) string {
+		en, m := usermsg.Say(id, text, args)
+		msgs[en] = m
+		return en
+	}
 	if u.c.IPv4 && res.IPv4.State != detect.Unknown && (res.IPv4.State == detect.None) != prev.NoIPv4 {
 		if err := redetect(true, u.c.IPv6); err != nil {
 			return err
 		}
 		if again.IPv4.State != res.IPv4.State {
-			problems = append(problems, fmt.Sprintf("IPv4: two checks a moment apart disagree on whether the line has a public IPv4 (%s, then %s); the DERP map keeps its IPv4 setting until they agree.", describe(res.IPv4), describe(again.IPv4)))
+			problems = append(problems, say("dns.ipv4_flapping", "IPv4: two checks a moment apart disagree on whether the line has a public IPv4 ({{.First}}, then {{.Then}}); the DERP map keeps its IPv4 setting until they agree.",
+				map[string]any{"First": describe(res.IPv4), "Then": describe(again.IPv4)}))
 			res.IPv4 = detect.Family{State: detect.Unknown, Observations: res.IPv4.Observations}
 		}
 	}
@@ -64,6 +75,7 @@ func (u *Updater) Check(ctx context.Context) error {
 	var warnings []string
 	var sources []string
 	next := Status{CGNAT: res.IPv4.CGNAT}
+	next.Msgs = msgs
 	for _, f := range fams {
 		if !f.enabled {
 			continue
@@ -72,6 +84,7 @@ func (u *Updater) Check(ctx context.Context) error {
 			sources = append(sources, o.String())
 		}
 		warnings = append(warnings, f.det.Warnings...)
+		maps.Copy(msgs, f.det.Msgs)
 		switch f.det.State {
 		case detect.Known:
 			if f.typ == "A" {
@@ -86,7 +99,7 @@ func (u *Updater) Check(ctx context.Context) error {
 			warnings = append(warnings, f.det.Problem)
 		case detect.Unknown:
 			if f.det.Problem != "" {
-				problems = append(problems, fmt.Sprintf("%s: %s", familyName(f.typ), f.det.Problem))
+				problems = append(problems, say("dns.family_problem", "{{.Family}}: {{.Problem}}", map[string]any{"Family": familyName(f.typ), "Problem": f.det.Problem}))
 			}
 			if f.typ == "A" {
 				// Unknown is no verdict: keep the last one, so that
@@ -98,7 +111,7 @@ func (u *Updater) Check(ctx context.Context) error {
 
 	served, err := u.c.Verifier.Served(ctx, u.c.Hostname, u.c.IPv4, u.c.IPv6)
 	if err != nil {
-		problems = append(problems, fmt.Sprintf("Could not ask the authoritative DNS servers: %v", err))
+		problems = append(problems, say("dns.no_authoritative", "Could not ask the authoritative DNS servers: {{.Err}}", map[string]any{"Err": err.Error()}))
 		return u.finish(now, next, warnings, problems, sources, nil)
 	}
 	next.Zone = served.Zone
@@ -109,7 +122,8 @@ func (u *Updater) Check(ctx context.Context) error {
 	for _, a := range append(slices.Clone(next.ServedA), next.ServedAAAA...) {
 		if ipclass.IsCloudflare(a) {
 			next.Proxied = true
-			problems = append(problems, fmt.Sprintf("%s is proxied by Cloudflare (orange cloud): its authoritative servers answer %v, a Cloudflare address. DERP on a custom port and STUN over UDP cannot pass Cloudflare's proxy. In the Cloudflare dashboard, set the record to \"DNS only\" (grey cloud); homederp does not change the setting for you.", u.c.Hostname, a))
+			problems = append(problems, say("dns.proxied", "{{.Host}} is proxied by Cloudflare (orange cloud): its authoritative servers answer {{.Addr}}, a Cloudflare address. DERP on a custom port and STUN over UDP cannot pass Cloudflare's proxy. In the Cloudflare dashboard, set the record to \"DNS only\" (grey cloud); homederp does not change the setting for you.",
+				map[string]any{"Host": u.c.Hostname, "Addr": a.String()}))
 			return u.finish(now, next, warnings, problems, sources, nil)
 		}
 	}
@@ -123,7 +137,8 @@ func (u *Updater) Check(ctx context.Context) error {
 		}
 		g := authdns.Compare(f.answers, nil)
 		if f.det.State == detect.None && g.Answered > 0 && len(g.Union) > 0 {
-			warnings = append(warnings, fmt.Sprintf("DNS still serves %s %s for %s, but the line has no usable public %s. homederp never deletes records: remove it yourself if you like (the DERP map already tells clients not to use it).", f.typ, joinAddrs(g.Union), u.c.Hostname, familyName(f.typ)))
+			warnings = append(warnings, say("dns.stale_family", "DNS still serves {{.Type}} {{.Addrs}} for {{.Host}}, but the line has no usable public {{.Family}}. homederp never deletes records: remove it yourself if you like (the DERP map already tells clients not to use it).",
+				map[string]any{"Type": f.typ, "Addrs": joinAddrs(g.Union), "Host": u.c.Hostname, "Family": familyName(f.typ)}))
 		}
 		if f.det.State != detect.Known {
 			continue
@@ -134,7 +149,8 @@ func (u *Updater) Check(ctx context.Context) error {
 		case g.InSync():
 			changes = append(changes, u.adopt(f.typ, addr)...)
 		case g.Matching > 0:
-			warnings = append(warnings, fmt.Sprintf("Some authoritative servers still serve an old %s record for %s (%s); waiting for them to catch up.", f.typ, u.c.Hostname, staleServers(f.answers, addr)))
+			warnings = append(warnings, say("dns.catching_up", "Some authoritative servers still serve an old {{.Type}} record for {{.Host}} ({{.Servers}}); waiting for them to catch up.",
+				map[string]any{"Type": f.typ, "Host": u.c.Hostname, "Servers": staleServers(f.answers, addr)}))
 		default:
 			want[f.typ] = addr
 		}
@@ -156,7 +172,8 @@ func (u *Updater) Check(ctx context.Context) error {
 			d = again.IPv6
 		}
 		if d.State != detect.Known || d.Addr != addr {
-			problems = append(problems, fmt.Sprintf("%s: the address changed between two checks (%v, then %s); waiting until it settles.", familyName(typ), addr, describe(d)))
+			problems = append(problems, say("dns.address_moving", "{{.Family}}: the address changed between two checks ({{.First}}, then {{.Then}}); waiting until it settles.",
+				map[string]any{"Family": familyName(typ), "First": addr.String(), "Then": describe(d)}))
 			delete(want, typ)
 		}
 	}
@@ -168,6 +185,7 @@ func (u *Updater) Check(ctx context.Context) error {
 	changes = append(changes, written...)
 	if err != nil {
 		problems = append(problems, err.Error())
+		noteErr(msgs, err)
 	} else {
 		// Show what was verified, not the answer from before the write.
 		if a, ok := want["A"]; ok {
@@ -178,4 +196,17 @@ func (u *Updater) Check(ctx context.Context) error {
 		}
 	}
 	return u.finish(now, next, warnings, problems, sources, changes)
+}
+
+// noteErr records the sentence an error names (a DNS provider's: it has
+// a UserMessage method), by its English.
+func noteErr(msgs map[string]usermsg.Msg, err error) {
+	var m interface {
+		error
+		UserMessage() (string, map[string]any)
+	}
+	if errors.As(err, &m) {
+		id, args := m.UserMessage()
+		msgs[m.Error()] = usermsg.Msg{ID: id, Args: args}
+	}
 }

@@ -31,6 +31,7 @@ func (u *Updater) finish(now time.Time, next Status, warnings, problems, sources
 	s.Sources = sources
 	s.LastCheck = u.c.Clock.Now()
 	s.Warnings = compactStrings(warnings)
+	s.Msgs = next.Msgs
 	changed := false
 	for i := len(changes) - 1; i >= 0; i-- {
 		changed = u.hist.add(changes[i], u.c.HistoryLen) || changed

@@ -5,6 +5,8 @@ package ddns
 import (
 	"net/netip"
 	"time"
+
+	"github.com/homederp/homederp/internal/usermsg"
 )
 
 // Status is what the web UI shows about dynamic DNS. It is a snapshot.
@@ -40,6 +42,10 @@ type Status struct {
 	// Sources says what each detection source reported at the last
 	// check, e.g. "stun 198.51.100.1:3478: 203.0.113.9".
 	Sources []string
+	// Msgs are the sentences of Warnings and LastError as the web UI
+	// translates them (internal/usermsg), by their English; a sentence
+	// not here stays English.
+	Msgs map[string]usermsg.Msg `json:"-"`
 }
 
 // Event is one entry of the persisted history.

@@ -2,6 +2,7 @@ package ddns
 
 import (
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -140,6 +141,7 @@ func (u *Updater) Status() Status {
 	s.Warnings = slices.Clone(s.Warnings)
 	s.History = slices.Clone(s.History)
 	s.Sources = slices.Clone(s.Sources)
+	s.Msgs = maps.Clone(s.Msgs)
 	return s
 }
 

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"net/mail"
 	"strings"
 )
@@ -45,23 +44,23 @@ func (c Config) validateCert(errs *Errors) {
 	case CertSelfSigned, CertManual:
 	case CertACMEDNS:
 		if c.DDNS.Provider == "" {
-			errs.add("cert.mode", "acme-dns needs a DNS provider (ddns.provider) to answer the DNS-01 challenge")
+			errs.add("cert.mode", "setting.acme_needs_provider", "acme-dns needs a DNS provider (ddns.provider) to answer the DNS-01 challenge", nil)
 		}
 		if isIP(c.Hostname) {
-			errs.add("cert.mode", "acme-dns needs a DNS name as hostname, not an IP address")
+			errs.add("cert.mode", "setting.acme_needs_name", "acme-dns needs a DNS name as hostname, not an IP address", nil)
 		}
 	default:
-		errs.add("cert.mode", fmt.Sprintf("unknown certificate mode %q; choose one of %s", c.Cert.Mode, joinModes()))
+		errs.add("cert.mode", "setting.cert_mode_unknown", "unknown certificate mode {{printf \"%q\" .Mode}}; choose one of {{.Modes}}", Args{"Mode": string(c.Cert.Mode), "Modes": joinModes()})
 	}
 	switch ca := c.Cert.ACMECA; {
 	case ca == "", ca == "production", ca == "staging":
 	case strings.HasPrefix(ca, "https://"):
 	default:
-		errs.add("cert.acme_ca", fmt.Sprintf("%q is neither \"production\", \"staging\" nor an https:// ACME directory URL", ca))
+		errs.add("cert.acme_ca", "setting.acme_ca_bad", "{{printf \"%q\" .CA}} is neither \"production\", \"staging\" nor an https:// ACME directory URL", Args{"CA": ca})
 	}
 	if e := c.Cert.ACMEEmail; e != "" {
 		if a, err := mail.ParseAddress(e); err != nil || a.Address != e {
-			errs.add("cert.acme_email", fmt.Sprintf("%q is not an e-mail address", e))
+			errs.add("cert.acme_email", "setting.acme_email_bad", "{{printf \"%q\" .Email}} is not an e-mail address", Args{"Email": e})
 		}
 	}
 }

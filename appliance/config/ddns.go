@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -114,33 +113,33 @@ func (c Config) validateDDNS(errs *Errors) {
 		return
 	case ProviderCloudflare, ProviderRFC2136, ProviderTencentCloud, ProviderAliDNS:
 	default:
-		errs.add("ddns.provider", fmt.Sprintf("unknown DNS provider %q; choose cloudflare, tencentcloud, alidns, rfc2136, or none", d.Provider))
+		errs.add("ddns.provider", "setting.provider_unknown", "unknown DNS provider {{printf \"%q\" .Provider}}; choose cloudflare, tencentcloud, alidns, rfc2136, or none", Args{"Provider": d.Provider})
 		return
 	}
 	if isIP(c.Hostname) {
-		errs.add("ddns.provider", "dynamic DNS needs a DNS name as hostname, not an IP address")
+		errs.add("ddns.provider", "setting.ddns_needs_name", "dynamic DNS needs a DNS name as hostname, not an IP address", nil)
 	}
 	if !d.IPv4 && !d.IPv6 {
-		errs.add("ddns.ipv4", "dynamic DNS is on but neither IPv4 nor IPv6 is selected")
+		errs.add("ddns.ipv4", "setting.ddns_no_family", "dynamic DNS is on but neither IPv4 nor IPv6 is selected", nil)
 	}
 	if iv := time.Duration(d.Interval); iv < 30*time.Second || iv > 24*time.Hour {
-		errs.add("ddns.interval", fmt.Sprintf("%v is outside 30s–24h", iv))
+		errs.add("ddns.interval", "setting.interval_range", "{{.Interval}} is outside 30s–24h", Args{"Interval": iv.String()})
 	}
 	if d.Provider == ProviderRFC2136 {
 		r := d.RFC2136
 		if !validHostPort(r.Server) {
-			errs.add("ddns.rfc2136.server", fmt.Sprintf("%q is not host:port, e.g. ns1.example.com:53", r.Server))
+			errs.add("ddns.rfc2136.server", "setting.rfc2136_server_bad", "{{printf \"%q\" .Server}} is not host:port, e.g. ns1.example.com:53", Args{"Server": r.Server})
 		}
 		if r.KeyName == "" {
-			errs.add("ddns.rfc2136.key_name", "the TSIG key name is missing")
+			errs.add("ddns.rfc2136.key_name", "setting.tsig_name_missing", "the TSIG key name is missing", nil)
 		}
 		switch r.KeyAlgorithm {
 		case "hmac-sha256.", "hmac-sha512.", "hmac-sha384.", "hmac-sha224.", "hmac-sha1.":
 		default:
-			errs.add("ddns.rfc2136.key_algorithm", fmt.Sprintf("%q is not a supported TSIG algorithm (e.g. hmac-sha256.)", r.KeyAlgorithm))
+			errs.add("ddns.rfc2136.key_algorithm", "setting.tsig_alg_bad", "{{printf \"%q\" .Alg}} is not a supported TSIG algorithm (e.g. hmac-sha256.)", Args{"Alg": r.KeyAlgorithm})
 		}
 		if r.Zone != "" && !spec.IsDNSName(r.Zone) {
-			errs.add("ddns.rfc2136.zone", fmt.Sprintf("%q is not a DNS name", r.Zone))
+			errs.add("ddns.rfc2136.zone", "setting.rfc2136_zone_bad", "{{printf \"%q\" .Zone}} is not a DNS name", Args{"Zone": r.Zone})
 		}
 	}
 }
@@ -149,25 +148,25 @@ func (c Config) validateDDNS(errs *Errors) {
 // is set, so that a bad list is refused when it is saved.
 func (d DDNS) validateSources(errs *Errors) {
 	if n := len(d.STUNServers); n > 0 && n < MinSTUNServers {
-		errs.add("ddns.stun_servers", fmt.Sprintf("list at least %d STUN servers (two must agree), or none for the defaults", MinSTUNServers))
+		errs.add("ddns.stun_servers", "setting.stun_servers_few", "list at least {{.N}} STUN servers (two must agree), or none for the defaults", Args{"N": MinSTUNServers})
 	}
 	for _, s := range d.STUNServers {
 		if !validHostPort(s) {
-			errs.add("ddns.stun_servers", fmt.Sprintf("%q is not host:port, e.g. stun.cloudflare.com:3478", s))
+			errs.add("ddns.stun_servers", "setting.stun_server_bad", "{{printf \"%q\" .Server}} is not host:port, e.g. stun.cloudflare.com:3478", Args{"Server": s})
 		}
 	}
 	for _, w := range d.Whoami {
 		ap, err := netip.ParseAddrPort(w.Addr)
 		if err != nil || !ap.Addr().Unmap().Is4() || ap.Port() == 0 {
-			errs.add("ddns.whoami", fmt.Sprintf("%q is not an IPv4 address with port, e.g. 1.1.1.1:853", w.Addr))
+			errs.add("ddns.whoami", "setting.whoami_addr_bad", "{{printf \"%q\" .Addr}} is not an IPv4 address with port, e.g. 1.1.1.1:853", Args{"Addr": w.Addr})
 		}
 		if w.TLSName != "" && !spec.IsDNSName(w.TLSName) {
-			errs.add("ddns.whoami", fmt.Sprintf("%q is not a DNS name for the server's certificate", w.TLSName))
+			errs.add("ddns.whoami", "setting.whoami_name_bad", "{{printf \"%q\" .Name}} is not a DNS name for the server's certificate", Args{"Name": w.TLSName})
 		}
 	}
 	for _, r := range d.Resolvers {
 		if _, err := netip.ParseAddrPort(r); err != nil {
-			errs.add("ddns.resolvers", fmt.Sprintf("%q is not an IP address with port, e.g. 192.168.1.1:53", r))
+			errs.add("ddns.resolvers", "setting.resolver_bad", "{{printf \"%q\" .Addr}} is not an IP address with port, e.g. 192.168.1.1:53", Args{"Addr": r})
 		}
 	}
 }

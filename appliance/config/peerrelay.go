@@ -1,7 +1,5 @@
 package config
 
-import "fmt"
-
 // PeerRelay makes the box's tailscaled a Tailscale peer relay as well: a
 // node that forwards UDP between two peers that cannot reach each other
 // directly, end to end encrypted, without TLS or TCP on the box. It is
@@ -47,14 +45,14 @@ func (c Config) validatePeerRelay(errs *Errors) {
 	// muddle the router's port-forwards.
 	switch p {
 	case c.Relay.STUNPort:
-		errs.add("peer_relay.port", fmt.Sprintf("udp %d is the STUN port; the peer relay needs a port of its own (e.g. %d)", p, DefaultPeerRelayPort))
+		errs.add("peer_relay.port", "setting.peer_relay_is_stun", "udp {{.Port}} is the STUN port; the peer relay needs a port of its own (e.g. {{.Default}})", Args{"Port": p, "Default": DefaultPeerRelayPort})
 	case c.Relay.DERPPort:
-		errs.add("peer_relay.port", fmt.Sprintf("%d is the DERP port; give the peer relay a port of its own (e.g. %d) so the router's port-forwards stay clear", p, DefaultPeerRelayPort))
+		errs.add("peer_relay.port", "setting.peer_relay_is_derp", "{{.Port}} is the DERP port; give the peer relay a port of its own (e.g. {{.Default}}) so the router's port-forwards stay clear", Args{"Port": p, "Default": DefaultPeerRelayPort})
 	case tailscaledPort:
-		errs.add("peer_relay.port", fmt.Sprintf("udp %d is the box's tailscaled's own WireGuard port; choose another (e.g. %d)", p, DefaultPeerRelayPort))
+		errs.add("peer_relay.port", "setting.peer_relay_is_wireguard", "udp {{.Port}} is the box's tailscaled's own WireGuard port; choose another (e.g. {{.Default}})", Args{"Port": p, "Default": DefaultPeerRelayPort})
 	case 68:
-		errs.add("peer_relay.port", fmt.Sprintf("udp 68 is the box's DHCP client; choose another port (e.g. %d)", DefaultPeerRelayPort))
+		errs.add("peer_relay.port", "setting.peer_relay_is_dhcp", "udp 68 is the box's DHCP client; choose another port (e.g. {{.Default}})", Args{"Default": DefaultPeerRelayPort})
 	case 80, 8080, 8443:
-		errs.add("peer_relay.port", fmt.Sprintf("port %d belongs to the box's web interfaces; choose another (e.g. %d)", p, DefaultPeerRelayPort))
+		errs.add("peer_relay.port", "setting.peer_relay_is_web", "port {{.Port}} belongs to the box's web interfaces; choose another (e.g. {{.Default}})", Args{"Port": p, "Default": DefaultPeerRelayPort})
 	}
 }

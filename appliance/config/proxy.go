@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"net/netip"
 	"strings"
 
@@ -61,17 +60,17 @@ func (p ReverseProxy) validate(errs *Errors) {
 		return
 	}
 	if p.PublicPort < 1 || p.PublicPort > 65535 {
-		errs.add("reverse_proxy.public_port", fmt.Sprintf("%d is not a port number (1–65535); the proxy's TLS port is usually 443", p.PublicPort))
+		errs.add("reverse_proxy.public_port", "setting.proxy_port_bad", "{{.Port}} is not a port number (1–65535); the proxy's TLS port is usually 443", Args{"Port": p.PublicPort})
 	}
 	if h := p.PublicHost; h != "" && !isIP(h) && !spec.IsDNSName(h) {
-		errs.add("reverse_proxy.public_host", fmt.Sprintf("%q is not a valid DNS name or IP address; leave it empty when the proxy answers on the box's hostname", h))
+		errs.add("reverse_proxy.public_host", "setting.proxy_host_bad", "{{printf \"%q\" .Host}} is not a valid DNS name or IP address; leave it empty when the proxy answers on the box's hostname", Args{"Host": h})
 	}
 	if len(p.Trusted) == 0 {
-		errs.add("reverse_proxy.trusted", "give the proxy's address as the box sees it (e.g. 192.168.1.2), so the relay knows whose X-Forwarded-For to believe")
+		errs.add("reverse_proxy.trusted", "setting.proxy_trusted_missing", "give the proxy's address as the box sees it (e.g. 192.168.1.2), so the relay knows whose X-Forwarded-For to believe", nil)
 	}
 	for _, s := range p.Trusted {
 		if _, ok := parseAddrOrPrefix(s); !ok {
-			errs.add("reverse_proxy.trusted", fmt.Sprintf("%q is not an IP address or prefix, e.g. 192.168.1.2 or 10.0.0.0/24", s))
+			errs.add("reverse_proxy.trusted", "setting.proxy_trusted_bad", "{{printf \"%q\" .Addr}} is not an IP address or prefix, e.g. 192.168.1.2 or 10.0.0.0/24", Args{"Addr": s})
 		}
 	}
 }

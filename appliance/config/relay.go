@@ -55,62 +55,62 @@ func (r Relay) validate(errs *Errors) {
 	checkPort(errs, "relay.stun_port", r.STUNPort)
 	switch r.DERPPort {
 	case 80:
-		errs.add("relay.derp_port", "port 80 belongs to the box's web interface; choose another DERP port (12345 is the usual choice)")
+		errs.add("relay.derp_port", "setting.derp_port_80", "port 80 belongs to the box's web interface; choose another DERP port (12345 is the usual choice)", nil)
 	case 8080, 8443:
-		errs.add("relay.derp_port", fmt.Sprintf("port %d belongs to gokrazy's own web interface and update API on the box; choose another DERP port (12345 is the usual choice)", r.DERPPort))
+		errs.add("relay.derp_port", "setting.derp_port_gokrazy", "port {{.Port}} belongs to gokrazy's own web interface and update API on the box; choose another DERP port (12345 is the usual choice)", Args{"Port": r.DERPPort})
 	}
 	if r.VerifyClients && r.VerifyClientURL != "" {
-		errs.add("relay.verify_client_url", "choose either verify_clients (the box's tailscaled) or a verify URL, not both")
+		errs.add("relay.verify_client_url", "setting.verify_both", "choose either verify_clients (the box's tailscaled) or a verify URL, not both", nil)
 	}
 	if u := r.VerifyClientURL; u != "" {
 		if err := spec.CheckVerifyURL(u); err != nil {
-			errs.add("relay.verify_client_url", err.Error())
+			errs.addErr("relay.verify_client_url", err)
 		}
 	}
 	hosts := map[string]bool{}
 	for i, m := range r.MeshWith {
 		if _, err := spec.ParseMeshWith(m); err != nil {
-			errs.add(fmt.Sprintf("relay.mesh_with[%d]", i), err.Error())
+			errs.addErr(fmt.Sprintf("relay.mesh_with[%d]", i), err)
 		}
 		host, _, _ := strings.Cut(m, "/")
 		hosts[host] = true
 	}
 	for host, pin := range r.MeshPins {
 		if !hosts[host] {
-			errs.add("relay.mesh_pins", fmt.Sprintf("%q is pinned but is not the host[:port] of any mesh_with entry", host))
+			errs.add("relay.mesh_pins", "setting.mesh_pin_orphan", "{{printf \"%q\" .Host}} is pinned but is not the host[:port] of any mesh_with entry", Args{"Host": host})
 		}
 		if err := spec.CheckPin(pin); err != nil {
-			errs.add("relay.mesh_pins", fmt.Sprintf("the pin for %q: %v", host, err))
+			errs.add("relay.mesh_pins", "setting.mesh_pin", "the pin for {{printf \"%q\" .Host}}: {{.Err}}", Args{"Host": host, "Err": err})
 		}
 	}
 	if r.PerClientBytesPerSec < 0 {
-		errs.add("relay.per_client_bytes_per_sec", "must not be negative (0 means unlimited)")
+		errs.add("relay.per_client_bytes_per_sec", "setting.negative_unlimited", "must not be negative (0 means unlimited)", nil)
 	}
 	if r.PerClientBurstBytes < 0 {
-		errs.add("relay.per_client_burst_bytes", "must not be negative")
+		errs.add("relay.per_client_burst_bytes", "setting.negative", "must not be negative", nil)
 	}
 	if r.PerClientBytesPerSec > 0 && r.PerClientBurstBytes > 0 && r.PerClientBurstBytes < 64<<10 {
-		errs.add("relay.per_client_burst_bytes", "must be at least 65536 bytes, or a single DERP frame could never pass")
+		errs.add("relay.per_client_burst_bytes", "setting.burst_small", "must be at least 65536 bytes, or a single DERP frame could never pass", nil)
 	}
 	if r.AcceptConnPerSec < 0 {
-		errs.add("relay.accept_conn_per_sec", "must not be negative (0 means unlimited)")
+		errs.add("relay.accept_conn_per_sec", "setting.negative_unlimited", "must not be negative (0 means unlimited)", nil)
 	}
 	if r.AcceptConnBurst < 0 {
-		errs.add("relay.accept_conn_burst", "must not be negative")
+		errs.add("relay.accept_conn_burst", "setting.negative", "must not be negative", nil)
 	}
 	if r.PerClientBurstBytes > 0 && r.PerClientBytesPerSec == 0 {
-		errs.add("relay.per_client_burst_bytes", "a burst needs a rate (per_client_bytes_per_sec); 0 means unlimited")
+		errs.add("relay.per_client_burst_bytes", "setting.burst_needs_rate", "a burst needs a rate ({{.Rate}}); 0 means unlimited", Args{"Rate": "per_client_bytes_per_sec"})
 	}
 	if r.AcceptConnBurst > 0 && r.AcceptConnPerSec == 0 {
-		errs.add("relay.accept_conn_burst", "a burst needs a rate (accept_conn_per_sec); 0 means unlimited")
+		errs.add("relay.accept_conn_burst", "setting.burst_needs_rate", "a burst needs a rate ({{.Rate}}); 0 means unlimited", Args{"Rate": "accept_conn_per_sec"})
 	}
 	if r.TailscaledSocket != "" && !strings.HasPrefix(r.TailscaledSocket, "/") {
-		errs.add("relay.tailscaled_socket", fmt.Sprintf("%q is not an absolute path, e.g. /perm/tailscaled/tailscaled.sock", r.TailscaledSocket))
+		errs.add("relay.tailscaled_socket", "setting.socket_relative", "{{printf \"%q\" .Path}} is not an absolute path, e.g. /perm/tailscaled/tailscaled.sock", Args{"Path": r.TailscaledSocket})
 	}
 }
 
 func checkPort(errs *Errors, path string, p int) {
 	if p < 1 || p > 65535 {
-		errs.add(path, fmt.Sprintf("%d is not a port number (1–65535)", p))
+		errs.add(path, "setting.port_range", "{{.Port}} is not a port number (1–65535)", Args{"Port": p})
 	}
 }

@@ -3,11 +3,11 @@ package derpmap
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"reflect"
 	"sort"
 	"strings"
 
+	"github.com/homederp/homederp/internal/usermsg"
 	"github.com/tailscale/hujson"
 	"gopkg.in/yaml.v3"
 	"tailscale.com/tailcfg"
@@ -25,11 +25,33 @@ const (
 	SevNote Severity = "note"
 )
 
-// Finding is one thing Check has to say, in plain words.
+// Finding is one thing Check has to say, in plain words. Its message has
+// a stable ID and named arguments, which the web UI translates with its
+// catalogues (webui/locales), and its English text.
 type Finding struct {
 	Severity Severity `json:"severity"`
+	ID       string   `json:"id"`  // e.g. "check.node_no_region"
+	Args     Args     `json:"-"`   // e.g. {"Node": …, "ID": 900}
 	Msg      string   `json:"msg"` // e.g. "Node \"900a\" has no RegionID: ..."
 }
+
+// Args are a message's named arguments (internal/usermsg): a node's
+// name and a spec error are sentences of their own.
+type Args = map[string]any
+
+// newFinding makes a finding: its English text with its ID and arguments
+// (usermsg.Say).
+func newFinding(s Severity, id, text string, args Args) Finding {
+	msg, _ := usermsg.Say(id, text, args)
+	return Finding{Severity: s, ID: id, Args: args, Msg: msg}
+}
+
+// The ways Check reads a map (Report.Format).
+const (
+	FormatJSON   = "JSON (Tailscale policy file, or headscale derp.urls)"
+	FormatPolicy = "Tailscale policy file \"derpMap\""
+	FormatYAML   = "YAML (headscale derp.paths)"
+)
 
 // Report is the result of checking a pasted map.
 type Report struct {
@@ -49,8 +71,8 @@ func (r Report) OK() bool {
 	return true
 }
 
-func (r *Report) add(s Severity, format string, args ...any) {
-	r.Findings = append(r.Findings, Finding{s, fmt.Sprintf(format, args...)})
+func (r *Report) add(s Severity, id, text string, args Args) {
+	r.Findings = append(r.Findings, newFinding(s, id, text, args))
 }
 
 // Check validates a DERP map the user pasted: a Tailscale policy file (or
@@ -65,7 +87,7 @@ func Check(input []byte, home *tailcfg.DERPRegion) Report {
 	var r Report
 	in := bytes.TrimSpace(bytes.TrimPrefix(input, []byte("\xef\xbb\xbf")))
 	if len(in) == 0 {
-		r.add(SevError, "There is nothing to check: paste a DERP map (JSON, a policy file's \"derpMap\" block, or headscale YAML).")
+		r.add(SevError, "check.empty", "There is nothing to check: paste a DERP map (JSON, a policy file's \"derpMap\" block, or headscale YAML).", nil)
 		return r
 	}
 	var m *tailcfg.DERPMap
@@ -88,19 +110,19 @@ func Check(input []byte, home *tailcfg.DERPRegion) Report {
 // checkJSON reads a JSON or HuJSON map, a whole policy file, or a pasted
 // "derpMap": {...} member.
 func checkJSON(in []byte, r *Report) *tailcfg.DERPMap {
-	r.Format = "JSON (Tailscale policy file, or headscale derp.urls)"
+	r.Format = FormatJSON
 	if in[0] == '"' {
 		// A policy-file member: "derpMap": { ... },
 		in = append(append([]byte("{"), bytes.TrimSuffix(in, []byte(","))...), '}')
 	}
 	std, err := hujson.Standardize(in)
 	if err != nil {
-		r.add(SevError, "This is not valid JSON: %v.", trimErr(err))
+		r.add(SevError, "check.json_invalid", "This is not valid JSON: {{.Err}}.", Args{"Err": trimErr(err)})
 		return nil
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(std, &top); err != nil {
-		r.add(SevError, "This is not a JSON object: %v.", err)
+		r.add(SevError, "check.json_not_object", "This is not a JSON object: {{.Err}}.", Args{"Err": err.Error()})
 		return nil
 	}
 	raw := json.RawMessage(std)
@@ -108,13 +130,13 @@ func checkJSON(in []byte, r *Report) *tailcfg.DERPMap {
 	found := false
 	for k, v := range top {
 		if strings.EqualFold(k, "derpMap") {
-			r.Format = "Tailscale policy file \"derpMap\""
+			r.Format = FormatPolicy
 			raw, tree, found = v, memberValue(tree, k), true
 			break
 		}
 	}
 	if !found && hasAnyKeyFold(top, "acls", "grants", "tagOwners", "groups", "hosts", "ssh") {
-		r.add(SevError, "This policy file has no \"derpMap\" section.")
+		r.add(SevError, "check.no_derpmap", "This policy file has no \"derpMap\" section.", nil)
 		return nil
 	}
 	if tree != nil {
@@ -122,13 +144,13 @@ func checkJSON(in []byte, r *Report) *tailcfg.DERPMap {
 	}
 	var m tailcfg.DERPMap
 	if err := json.Unmarshal(raw, &m); err != nil {
-		r.add(SevError, "The map does not fit Tailscale's DERP map format: %v.", strings.TrimPrefix(err.Error(), "json: "))
+		r.add(SevError, "check.json_shape", "The map does not fit Tailscale's DERP map format: {{.Err}}.", Args{"Err": strings.TrimPrefix(err.Error(), "json: ")})
 		return nil
 	}
 	if tree != nil {
 		if capitalisedKeys(tree) {
-			r.add(SevNote, "This JSON is right for a Tailscale policy file and for headscale's derp.urls. "+
-				"Do not use it as a headscale derp.paths file: headscale reads that with a YAML decoder that ignores capitalised keys, and would load no regions from it.")
+			r.add(SevNote, "check.json_not_for_paths", "This JSON is right for a Tailscale policy file and for headscale's derp.urls. "+
+				"Do not use it as a headscale derp.paths file: headscale reads that with a YAML decoder that ignores capitalised keys, and would load no regions from it.", nil)
 		}
 	}
 	return &m
@@ -136,25 +158,25 @@ func checkJSON(in []byte, r *Report) *tailcfg.DERPMap {
 
 // checkYAML reads a headscale derp.paths file exactly as headscale does.
 func checkYAML(in []byte, r *Report) *tailcfg.DERPMap {
-	r.Format = "YAML (headscale derp.paths)"
+	r.Format = FormatYAML
 	var doc yaml.Node
 	if err := yaml.Unmarshal(in, &doc); err != nil {
-		r.add(SevError, "This is neither JSON nor valid YAML: %v.", trimErr(err))
+		r.add(SevError, "check.yaml_invalid", "This is neither JSON nor valid YAML: {{.Err}}.", Args{"Err": trimErr(err)})
 		return nil
 	}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
-		r.add(SevError, "This YAML is not a map of keys; a derp.paths file starts with \"regions:\".")
+		r.add(SevError, "check.yaml_not_map", "This YAML is not a map of keys; a derp.paths file starts with \"regions:\".", nil)
 		return nil
 	}
 	tree := doc.Content[0]
 	if memberValue(tree, "derp") != nil && memberValue(tree, "regions") == nil {
-		r.add(SevError, "This looks like headscale's config.yaml. Paste the DERP map itself: the file its derp.paths lists, or what its derp.urls serve.")
+		r.add(SevError, "check.headscale_config", "This looks like headscale's config.yaml. Paste the DERP map itself: the file its derp.paths lists, or what its derp.urls serve.", nil)
 		return nil
 	}
 	lintKeys(tree, reflect.TypeFor[tailcfg.DERPMap](), false, r)
 	m, err := ParseYAML(bytes.NewReader(in))
 	if err != nil {
-		r.add(SevError, "headscale could not read this file: %v.", trimErr(err))
+		r.add(SevError, "check.yaml_unreadable", "headscale could not read this file: {{.Err}}.", Args{"Err": trimErr(err)})
 		return nil
 	}
 	return m

@@ -92,12 +92,12 @@ func lintKeys(n *yaml.Node, t reflect.Type, jsonRules bool, r *Report) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
 			if line, dup := seen[k.Value]; dup && jsonRules {
-				r.add(SevError, "Line %d: the key %q appears twice (also on line %d); only the last one counts.", k.Line, k.Value, line)
+				r.add(SevError, "check.key_twice", "Line {{.Line}}: the key {{printf \"%q\" .Key}} appears twice (also on line {{.Other}}); only the last one counts.", Args{"Line": k.Line, "Key": k.Value, "Other": line})
 			}
 			seen[k.Value] = k.Line
 			if t.Key().Kind() == reflect.Int {
 				if _, err := strconv.Atoi(k.Value); err != nil {
-					r.add(SevError, "Line %d: %q is not a region ID; region keys are numbers such as 900.", k.Line, k.Value)
+					r.add(SevError, "check.key_not_region", "Line {{.Line}}: {{printf \"%q\" .Key}} is not a region ID; region keys are numbers such as 900.", Args{"Line": k.Line, "Key": k.Value})
 				}
 			}
 			lintKeys(n.Content[i+1], t.Elem(), jsonRules, r)
@@ -117,34 +117,37 @@ func lintKeys(n *yaml.Node, t reflect.Type, jsonRules bool, r *Report) {
 			}
 			norm := strings.ToLower(k.Value)
 			if line, dup := seen[norm]; dup && ok && jsonRules {
-				r.add(SevError, "Line %d: %q is set twice (also on line %d); only the last one counts.", k.Line, k.Value, line)
+				r.add(SevError, "check.field_twice", "Line {{.Line}}: {{printf \"%q\" .Key}} is set twice (also on line {{.Other}}); only the last one counts.", Args{"Line": k.Line, "Key": k.Value, "Other": line})
 			}
 			seen[norm] = k.Line
 			switch {
 			case ok:
 				lintKeys(n.Content[i+1], ft, jsonRules, r)
 			case !jsonRules && known[norm] != nil:
-				r.add(SevError, "Line %d: headscale ignores the key %q, because it only reads lowercase keys: write %q.", k.Line, k.Value, norm)
+				r.add(SevError, "check.capitalised", "Line {{.Line}}: headscale ignores the key {{printf \"%q\" .Key}}, because it only reads lowercase keys: write {{printf \"%q\" .Lower}}.", Args{"Line": k.Line, "Key": k.Value, "Lower": norm})
 				// Look inside too, so that every key to fix is
 				// reported at once, not one level per round.
 				lintKeys(n.Content[i+1], known[norm], jsonRules, r)
 			default:
-				r.add(SevWarning, "Line %d: %q is not a field of a DERP %s, so it is ignored.", k.Line, k.Value, typeWord(t))
+				unknownKey(r, k, t)
 			}
 		}
 	}
 }
 
-func typeWord(t reflect.Type) string {
+// unknownKey reports key k, which is no field of struct type t.
+func unknownKey(r *Report, k *yaml.Node, t reflect.Type) {
+	a := Args{"Line": k.Line, "Key": k.Value}
 	switch t {
 	case reflect.TypeFor[tailcfg.DERPMap]():
-		return "map"
+		r.add(SevWarning, "check.unknown_map", "Line {{.Line}}: {{printf \"%q\" .Key}} is not a field of a DERP map, so it is ignored.", a)
 	case reflect.TypeFor[tailcfg.DERPRegion]():
-		return "region"
+		r.add(SevWarning, "check.unknown_region", "Line {{.Line}}: {{printf \"%q\" .Key}} is not a field of a DERP region, so it is ignored.", a)
 	case reflect.TypeFor[tailcfg.DERPNode]():
-		return "node"
+		r.add(SevWarning, "check.unknown_node", "Line {{.Line}}: {{printf \"%q\" .Key}} is not a field of a DERP node, so it is ignored.", a)
+	default:
+		r.add(SevWarning, "check.unknown_section", "Line {{.Line}}: {{printf \"%q\" .Key}} is not a field of a DERP map section, so it is ignored.", a)
 	}
-	return "map section"
 }
 
 // capitalisedKeys reports whether any mapping key has an uppercase letter.

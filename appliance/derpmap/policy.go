@@ -81,11 +81,11 @@ func HeadscalePaths(path string, keepTailscaleRegions bool) string {
 func RegionIDFindings(id int) []Finding {
 	switch id {
 	case 999:
-		return []Finding{{SevWarning, "Region 999 is the default ID of headscale's embedded DERP server (derp.server.region_id). " +
-			"If your headscale runs it, the two regions collide and headscale's own wins silently. Choose another ID between 900 and 998."}}
+		return []Finding{newFinding(SevWarning, "check.region_999", "Region 999 is the default ID of headscale's embedded DERP server (derp.server.region_id). "+
+			"If your headscale runs it, the two regions collide and headscale's own wins silently. Choose another ID between 900 and 998.", nil)}
 	case 900:
-		return []Finding{{SevNote, "Region 900 is the ID nearly every guide uses. If your tailnet already has a custom region 900 " +
-			"(another relay, or a map copied from a guide), the two collide and only one survives; then give this box its own ID."}}
+		return []Finding{newFinding(SevNote, "check.region_900", "Region 900 is the ID nearly every guide uses. If your tailnet already has a custom region 900 "+
+			"(another relay, or a map copied from a guide), the two collide and only one survives; then give this box its own ID.", nil)}
 	}
 	return nil
 }

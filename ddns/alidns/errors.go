@@ -3,6 +3,8 @@ package alidns
 import (
 	"fmt"
 	"strings"
+
+	"github.com/homederp/homederp/internal/usermsg"
 )
 
 // APIError is an error answer of the AliDNS API. Its Error text is meant
@@ -45,57 +47,81 @@ func (e *APIError) Raw() string {
 	return s
 }
 
-// The messages, one format string each so that a catalogue can translate
-// them.
+// The messages of APIError, by their ID in the web UI's catalogues
+// (webui/locales).
 const (
-	msgKeyID      = "Alibaba Cloud does not know this AccessKey ID: it is wrong or deleted. Create an AccessKey for a RAM user (RAM 访问控制 → 用户 → 创建 AccessKey) and paste its ID and secret"
-	msgInactive   = "this AccessKey is disabled: enable it in RAM 访问控制, or create a new one"
-	msgSignature  = "Alibaba Cloud rejected the request's signature: the AccessKey secret does not belong to this AccessKey ID. Paste the ID and the secret of the same AccessKey"
-	msgClock      = "Alibaba Cloud says this box's clock is wrong, so it refuses the signed request; the box sets its clock by NTP: check that it can reach an NTP server"
-	msgPermission = "the AccessKey's RAM user may not do this: give it the policy AliyunDNSFullAccess, or read and write access to the records of %s"
-	msgNoDomain   = "the domain %s is not in this Alibaba Cloud account: add it to 云解析 DNS, or use an AccessKey of the account that holds it"
-	msgLocked     = "AliDNS has locked or blocked the domain %s or this record, so it cannot be changed"
-	msgTTL        = "AliDNS refused the record's TTL for the plan of %s"
-	msgExists     = "an identical record already exists at AliDNS"
-	msgConflict   = "a conflicting record (for example a CNAME) already exists for this name at AliDNS; remove it in the AliDNS console"
-	msgThrottled  = "AliDNS is rate-limiting this account"
-	msgTrouble    = "AliDNS's API is having trouble; homederp retries later"
-	msgRefused    = "AliDNS refused the request"
+	msgKeyID      = "provider.alidns.key_id"
+	msgInactive   = "provider.alidns.inactive"
+	msgSignature  = "provider.alidns.signature"
+	msgClock      = "provider.alidns.clock"
+	msgPermission = "provider.alidns.permission"
+	msgNoDomain   = "provider.alidns.no_domain"
+	msgLocked     = "provider.alidns.locked"
+	msgTTL        = "provider.alidns.ttl"
+	msgExists     = "provider.alidns.exists"
+	msgConflict   = "provider.alidns.conflict"
+	msgThrottled  = "provider.alidns.throttled"
+	msgTrouble    = "provider.alidns.trouble"
+	msgRefused    = "provider.alidns.refused"
 )
 
-func (e *APIError) Error() string {
+// messages are their English texts (usermsg.Say templates).
+var messages = map[string]string{
+	msgKeyID:      "Alibaba Cloud does not know this AccessKey ID: it is wrong or deleted. Create an AccessKey for a RAM user (RAM 访问控制 → 用户 → 创建 AccessKey) and paste its ID and secret ({{.Raw}})",
+	msgInactive:   "this AccessKey is disabled: enable it in RAM 访问控制, or create a new one ({{.Raw}})",
+	msgSignature:  "Alibaba Cloud rejected the request's signature: the AccessKey secret does not belong to this AccessKey ID. Paste the ID and the secret of the same AccessKey ({{.Raw}})",
+	msgClock:      "Alibaba Cloud says this box's clock is wrong, so it refuses the signed request; the box sets its clock by NTP: check that it can reach an NTP server ({{.Raw}})",
+	msgPermission: "the AccessKey's RAM user may not do this: give it the policy AliyunDNSFullAccess, or read and write access to the records of {{.Domain}} ({{.Raw}})",
+	msgNoDomain:   "the domain {{.Domain}} is not in this Alibaba Cloud account: add it to 云解析 DNS, or use an AccessKey of the account that holds it ({{.Raw}})",
+	msgLocked:     "AliDNS has locked or blocked the domain {{.Domain}} or this record, so it cannot be changed ({{.Raw}})",
+	msgTTL:        "AliDNS refused the record's TTL for the plan of {{.Domain}} ({{.Raw}})",
+	msgExists:     "an identical record already exists at AliDNS ({{.Raw}})",
+	msgConflict:   "a conflicting record (for example a CNAME) already exists for this name at AliDNS; remove it in the AliDNS console ({{.Raw}})",
+	msgThrottled:  "AliDNS is rate-limiting this account ({{.Raw}})",
+	msgTrouble:    "AliDNS's API is having trouble; homederp retries later ({{.Raw}})",
+	msgRefused:    "AliDNS refused the request ({{.Raw}})",
+}
+
+// UserMessage is e's sentence for the user: its ID in the web UI's
+// catalogues, and its arguments (Domain, and Raw, what the API said).
+func (e *APIError) UserMessage() (id string, args map[string]any) {
 	domain := e.Domain
 	if domain == "" {
 		domain = "your domain"
 	}
-	var msg string
 	switch {
 	case e.Code == "InvalidAccessKeyId.NotFound" || e.Code == "InvalidAccessKeyId":
-		msg = msgKeyID
+		id = msgKeyID
 	case e.Code == "InvalidAccessKeyId.Inactive":
-		msg = msgInactive
+		id = msgInactive
 	case e.Code == "SignatureDoesNotMatch" || e.Code == "IncompleteSignature":
-		msg = msgSignature
+		id = msgSignature
 	case e.Code == "InvalidTimeStamp.Expired" || e.Code == "InvalidTimeStamp.Format":
-		msg = msgClock
+		id = msgClock
 	case strings.HasPrefix(e.Code, "Forbidden") || e.Code == "NoPermission" || e.Status == 403:
-		msg = fmt.Sprintf(msgPermission, domain)
+		id = msgPermission
 	case e.Code == "InvalidDomainName.NoExist" || e.Code == "IncorrectDomainUser" || e.Code == "DomainNotExist" || e.Code == "InvalidDomainName.Format":
-		msg = fmt.Sprintf(msgNoDomain, domain)
+		id = msgNoDomain
 	case e.Code == "DomainForbidden" || e.Code == "RecordForbidden.BlackHole" || e.Code == "DomainRecordLocked":
-		msg = fmt.Sprintf(msgLocked, domain)
+		id = msgLocked
 	case e.Code == "QuotaExceeded.TTL":
-		msg = fmt.Sprintf(msgTTL, domain)
+		id = msgTTL
 	case e.Code == "DomainRecordDuplicate":
-		msg = msgExists
+		id = msgExists
 	case e.Code == "DomainRecordConflict":
-		msg = msgConflict
+		id = msgConflict
 	case e.Throttled():
-		msg = msgThrottled
+		id = msgThrottled
 	case e.temporary():
-		msg = msgTrouble
+		id = msgTrouble
 	default:
-		msg = msgRefused
+		id = msgRefused
 	}
-	return fmt.Sprintf("%s (%s)", msg, e.Raw())
+	return id, map[string]any{"Domain": domain, "Raw": e.Raw()}
+}
+
+func (e *APIError) Error() string {
+	id, args := e.UserMessage()
+	msg, _ := usermsg.Say(id, messages[id], args)
+	return msg
 }

@@ -23,6 +23,21 @@ type RateLimitError struct {
 	Cause error
 }
 
+// UserMessage is e's sentence for the user: its ID in the web UI's
+// catalogues (webui/locales), and its arguments.
+func (e *RateLimitError) UserMessage() (id string, args map[string]any) {
+	args = map[string]any{"Vendor": e.Vendor, "Wait": e.RetryAfter.Round(time.Second).String(), "Budget": e.Budget, "Raw": ""}
+	if e.Budget > 0 {
+		return "provider.budget", args
+	}
+	if r, ok := e.Cause.(interface{ Raw() string }); ok {
+		args["Raw"] = " (" + r.Raw() + ")"
+	} else if e.Cause != nil {
+		args["Raw"] = " (" + e.Cause.Error() + ")"
+	}
+	return "provider.rate_limited", args
+}
+
 func (e *RateLimitError) Error() string {
 	if e.Budget > 0 {
 		return fmt.Sprintf("homederp's own budget of %d %s requests per 5 minutes is used up; it calls again in %v", e.Budget, e.Vendor, e.RetryAfter.Round(time.Second))
@@ -45,6 +60,12 @@ type TroubleError struct {
 	Status int // e.g. 502
 }
 
+// UserMessage is e's sentence for the user: its ID in the web UI's
+// catalogues (webui/locales), and its arguments.
+func (e *TroubleError) UserMessage() (id string, args map[string]any) {
+	return "provider.trouble", map[string]any{"Vendor": e.Vendor, "Status": fmt.Sprintf("%d %s", e.Status, http.StatusText(e.Status))}
+}
+
 func (e *TroubleError) Error() string {
 	return fmt.Sprintf("%s's API is having trouble (HTTP %d %s); homederp retries later", e.Vendor, e.Status, http.StatusText(e.Status))
 }
@@ -55,6 +76,12 @@ type GarbageError struct {
 	Vendor string
 	Status int
 	Body   []byte
+}
+
+// UserMessage is e's sentence for the user: its ID in the web UI's
+// catalogues (webui/locales), and its arguments.
+func (e *GarbageError) UserMessage() (id string, args map[string]any) {
+	return "provider.garbage", map[string]any{"Vendor": e.Vendor, "Status": e.Status, "Body": fmt.Sprintf("%.60q", e.Body)}
 }
 
 func (e *GarbageError) Error() string {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/homederp/homederp/internal/usermsg"
 )
 
 // ErrorItem is one entry of the "errors" array of Cloudflare's response
@@ -61,35 +63,71 @@ func (e *APIError) Raw() string {
 	return fmt.Sprintf("HTTP %d: %s", e.Status, strings.Join(parts, "; "))
 }
 
-func (e *APIError) Error() string {
+// The messages of APIError, by their ID in the web UI's catalogues
+// (webui/locales).
+const (
+	msgThrottled  = "provider.cloudflare.throttled"
+	msgFormat     = "provider.cloudflare.format"
+	msgToken      = "provider.cloudflare.token"
+	msgPermission = "provider.cloudflare.permission"
+	msgTTL        = "provider.cloudflare.ttl"
+	msgConflict   = "provider.cloudflare.conflict"
+	msgExists     = "provider.cloudflare.exists"
+	msgNotFound   = "provider.cloudflare.not_found"
+	msgTrouble    = "provider.cloudflare.trouble"
+	msgRefused    = "provider.cloudflare.refused"
+)
+
+// messages are their English texts (usermsg.Say templates).
+var messages = map[string]string{
+	msgThrottled:  "Cloudflare is rate-limiting this account ({{.Raw}})",
+	msgFormat:     "Cloudflare rejected the token's format: paste the API token itself (about 40 letters and digits, from My Profile → API Tokens), not the Global API Key and without \"Bearer\" ({{.Raw}})",
+	msgToken:      "Cloudflare does not accept this API token: it is wrong, expired, revoked or limited to other IP addresses. Create a new one with the \"Edit zone DNS\" template ({{.Raw}})",
+	msgPermission: "the API token may not do this: give it the permissions Zone → DNS → Edit and Zone → Zone → Read for {{.Zone}} ({{.Raw}})",
+	msgTTL:        "Cloudflare refused the record's TTL ({{.Raw}})",
+	msgConflict:   "a conflicting record (for example a CNAME) already exists for this name; remove it in the Cloudflare dashboard ({{.Raw}})",
+	msgExists:     "an identical record already exists ({{.Raw}})",
+	msgNotFound:   "the record or zone does not exist (any more) at Cloudflare ({{.Raw}})",
+	msgTrouble:    "Cloudflare's API is having trouble; homederp retries later ({{.Raw}})",
+	msgRefused:    "Cloudflare refused the request ({{.Raw}})",
+}
+
+// UserMessage is e's sentence for the user: its ID in the web UI's
+// catalogues, and its arguments (Zone, and Raw, what the API said).
+func (e *APIError) UserMessage() (id string, args map[string]any) {
 	zone := e.Zone
 	if zone == "" {
 		zone = "your zone"
 	}
-	var msg string
 	switch {
 	case e.Status == http.StatusTooManyRequests || e.Has(971):
-		msg = "Cloudflare is rate-limiting this account"
+		id = msgThrottled
 	case e.Has(6003) || e.Has(6111) || e.Has(6103) || e.Has(6100):
-		msg = "Cloudflare rejected the token's format: paste the API token itself (about 40 letters and digits, from My Profile → API Tokens), not the Global API Key and without \"Bearer\""
+		id = msgFormat
 	case e.Has(9109) || e.Has(1000) || e.Has(1001) || e.Has(9106) || e.Status == http.StatusUnauthorized:
-		msg = "Cloudflare does not accept this API token: it is wrong, expired, revoked or limited to other IP addresses. Create a new one with the \"Edit zone DNS\" template"
+		id = msgToken
 	case e.Has(10000) || e.Has(9103) || e.Status == http.StatusForbidden:
-		msg = fmt.Sprintf("the API token may not do this: give it the permissions Zone → DNS → Edit and Zone → Zone → Read for %s", zone)
+		id = msgPermission
 	case e.Has(9021):
-		msg = "Cloudflare refused the record's TTL"
+		id = msgTTL
 	case e.Has(81053) || e.Has(81054) || e.Has(81057):
-		msg = "a conflicting record (for example a CNAME) already exists for this name; remove it in the Cloudflare dashboard"
+		id = msgConflict
 	case e.Has(81058):
-		msg = "an identical record already exists"
+		id = msgExists
 	case e.Has(81044) || e.Status == http.StatusNotFound:
-		msg = "the record or zone does not exist (any more) at Cloudflare"
+		id = msgNotFound
 	case e.Status >= 500:
-		msg = "Cloudflare's API is having trouble; homederp retries later"
+		id = msgTrouble
 	default:
-		msg = "Cloudflare refused the request"
+		id = msgRefused
 	}
-	return fmt.Sprintf("%s (%s)", msg, e.Raw())
+	return id, map[string]any{"Zone": zone, "Raw": e.Raw()}
+}
+
+func (e *APIError) Error() string {
+	id, args := e.UserMessage()
+	msg, _ := usermsg.Say(id, messages[id], args)
+	return msg
 }
 
 // TokenError says Cloudflare knows a token but it cannot be used: it is

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/homederp/homederp/ddns/ipclass"
+	"github.com/homederp/homederp/internal/usermsg"
 	"tailscale.com/net/netmon"
 )
 
@@ -158,6 +159,9 @@ type Family struct {
 	// in plain words.
 	Warnings     []string
 	Observations []Observation
+	// Msgs are Problem and Warnings as the web UI translates them
+	// (internal/usermsg), by their English.
+	Msgs map[string]usermsg.Msg
 
 	CGNAT         bool // the router's WAN address is in 100.64.0.0/10
 	DoubleNAT     bool // the router's WAN address is private
@@ -319,21 +323,21 @@ func (d *Detector) detect4(ctx context.Context) Family {
 	// DS-Lite before its tunnel is up).
 	if len(agreed) == 0 && !whoAddr.IsValid() && len(stunErrs)+len(whoErrs) > 0 && allUnreachable(append(stunErrs, whoErrs...)) {
 		f.State = None
-		f.Problem = "This box has no IPv4 route to the Internet (an IPv6-only line?). The DERP map marks IPv4 as \"none\"."
+		f.problem("detect.no_ipv4_route", "This box has no IPv4 route to the Internet (an IPv6-only line?). The DERP map marks IPv4 as \"none\".", nil)
 		return f
 	}
 	if len(agreed) < MinSTUN {
-		f.Problem = fmt.Sprintf("Only %d of %d STUN servers answered; %d must agree before the address is trusted.", len(agreed), len(servers), MinSTUN)
+		f.problem("detect.few_stun", "Only {{.N}} of {{.Of}} STUN servers answered; {{.Min}} must agree before the address is trusted.", map[string]any{"N": len(agreed), "Of": len(servers), "Min": MinSTUN})
 		return f
 	}
 	if !whoAddr.IsValid() {
-		f.Problem = "No DNS whoami server answered, so the STUN answers could not be cross-checked."
+		f.problem("detect.no_whoami", "No DNS whoami server answered, so the STUN answers could not be cross-checked.", nil)
 		return f
 	}
 	agreed = append(agreed, whoAddr)
 	for _, a := range agreed[1:] {
 		if a != agreed[0] {
-			f.Problem = "The address sources disagree (" + summarize(f.Observations) + "); nothing is written until they agree."
+			f.problem("detect.disagree", "The address sources disagree ({{.Seen}}); nothing is written until they agree.", map[string]any{"Seen": summarize(f.Observations)})
 			return f
 		}
 	}
@@ -341,7 +345,7 @@ func (d *Detector) detect4(ctx context.Context) Family {
 	for _, p := range ports[1:] {
 		if p != ports[0] {
 			f.MappingVaries = true
-			f.Warnings = append(f.Warnings, "Your NAT gives every destination a different port (endpoint-dependent, \"hard\" NAT). Inbound port forwarding to the relay still works, but direct connections between tailnet devices at home will need the relay more often.")
+			f.warn("detect.hard_nat", "Your NAT gives every destination a different port (endpoint-dependent, \"hard\" NAT). Inbound port forwarding to the relay still works, but direct connections between tailnet devices at home will need the relay more often.", nil)
 			break
 		}
 	}
@@ -349,10 +353,10 @@ func (d *Detector) detect4(ctx context.Context) Family {
 	case ipclass.OK:
 	case ipclass.Shared, ipclass.Private:
 		f.State, f.CGNAT = None, r == ipclass.Shared
-		f.Problem = fmt.Sprintf("The Internet sees this line as %v, which is %s: your provider gives you no public IPv4 address. The DERP map marks IPv4 as \"none\".", addr, r)
+		f.problem("detect.no_public_ipv4", "The Internet sees this line as {{.Addr}}, which is {{.Why}}: your provider gives you no public IPv4 address. The DERP map marks IPv4 as \"none\".", map[string]any{"Addr": addr.String(), "Why": r})
 		return f
 	default:
-		f.Problem = fmt.Sprintf("The sources agree on %v, but that is %s; it is not published.", addr, r)
+		f.problem("detect.unpublishable", "The sources agree on {{.Addr}}, but that is {{.Why}}; it is not published.", map[string]any{"Addr": addr.String(), "Why": r})
 		return f
 	}
 
@@ -395,12 +399,12 @@ func (d *Detector) checkGateway(ctx context.Context, f *Family, public netip.Add
 	case wan == public:
 	case ipclass.IsShared(wan):
 		f.State, f.CGNAT = None, true
-		f.Problem = fmt.Sprintf("Your provider shares one public IPv4 among many customers (CGNAT): your router's WAN address is %v, and the Internet sees %v. Port forwarding cannot make the relay reachable over IPv4. Ask for a public IPv4, use IPv6 only, or host the relay elsewhere. The DERP map marks IPv4 as \"none\".", wan, public)
+		f.problem("detect.cgnat", "Your provider shares one public IPv4 among many customers (CGNAT): your router's WAN address is {{.WAN}}, and the Internet sees {{.Public}}. Port forwarding cannot make the relay reachable over IPv4. Ask for a public IPv4, use IPv6 only, or host the relay elsewhere. The DERP map marks IPv4 as \"none\".", map[string]any{"WAN": wan.String(), "Public": public.String()})
 	case wan.IsPrivate():
 		f.DoubleNAT = true
-		f.Warnings = append(f.Warnings, fmt.Sprintf("Your router's WAN address is %v, a private address: a second router (NAT) sits between it and the Internet. Forward the DERP and STUN ports on both routers, or put the provider's box in bridge mode.", wan))
+		f.warn("detect.double_nat", "Your router's WAN address is {{.WAN}}, a private address: a second router (NAT) sits between it and the Internet. Forward the DERP and STUN ports on both routers, or put the provider's box in bridge mode.", map[string]any{"WAN": wan.String()})
 	default:
-		f.Warnings = append(f.Warnings, fmt.Sprintf("Your router says its WAN address is %v, but the Internet sees %v: another NAT lies beyond your router, and inbound connections may not arrive.", wan, public))
+		f.warn("detect.nat_beyond", "Your router says its WAN address is {{.WAN}}, but the Internet sees {{.Public}}: another NAT lies beyond your router, and inbound connections may not arrive.", map[string]any{"WAN": wan.String(), "Public": public.String()})
 	}
 }
 
@@ -421,4 +425,25 @@ func summarize(obs []Observation) string {
 		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+// problem sets f.Problem, a sentence of usermsg.Say.
+func (f *Family) problem(id, text string, args map[string]any) {
+	var m usermsg.Msg
+	f.Problem, m = usermsg.Say(id, text, args)
+	f.note(f.Problem, m)
+}
+
+// warn adds a warning, a sentence of usermsg.Say.
+func (f *Family) warn(id, text string, args map[string]any) {
+	w, m := usermsg.Say(id, text, args)
+	f.Warnings = append(f.Warnings, w)
+	f.note(w, m)
+}
+
+func (f *Family) note(en string, m usermsg.Msg) {
+	if f.Msgs == nil {
+		f.Msgs = map[string]usermsg.Msg{}
+	}
+	f.Msgs[en] = m
 }

@@ -2,7 +2,6 @@ package detect
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 )
 
@@ -17,7 +16,7 @@ func (d *Detector) detect6(ctx context.Context) Family {
 	}
 	addrs, err := list()
 	if err != nil {
-		f.Problem = fmt.Sprintf("Could not list this box's IPv6 addresses: %v", err)
+		f.problem("detect.no_ipv6_list", "Could not list this box's IPv6 addresses: {{.Err}}", map[string]any{"Err": err.Error()})
 		return f
 	}
 	stable, tempOnly := StableIPv6(addrs)
@@ -25,16 +24,16 @@ func (d *Detector) detect6(ctx context.Context) Family {
 	if len(stable) == 0 {
 		f.State = None
 		if tempOnly {
-			f.Problem = "This box has only temporary (privacy) IPv6 addresses, which change every day; they are never published. Give it a stable address (SLAAC without privacy extensions, or a DHCPv6 reservation)."
+			f.problem("detect.temporary_ipv6", "This box has only temporary (privacy) IPv6 addresses, which change every day; they are never published. Give it a stable address (SLAAC without privacy extensions, or a DHCPv6 reservation).", nil)
 		} else {
-			f.Problem = "This box has no global IPv6 address."
+			f.problem("detect.no_ipv6", "This box has no global IPv6 address.", nil)
 		}
 		return f
 	}
 	servers, obs := d.stunServers(ctx, "6")
 	f.Observations = append(f.Observations, obs...)
 	if len(servers) == 0 {
-		f.Problem = "No IPv6 STUN server is configured to confirm the box's IPv6 address from outside."
+		f.problem("detect.no_ipv6_stun", "No IPv6 STUN server is configured to confirm the box's IPv6 address from outside.", nil)
 		return f
 	}
 	// Try the stable addresses in order; the first one that the STUN
@@ -64,13 +63,13 @@ func (d *Detector) detect6(ctx context.Context) Family {
 		}
 		switch {
 		case bad > 0:
-			f.Problem = fmt.Sprintf("STUN servers see this box's IPv6 address %v as a different address (%s): the router translates IPv6 (NAT66/NPTv6), so the AAAA record is not updated.", cand, summarize(f.Observations))
+			f.problem("detect.nat66", "STUN servers see this box's IPv6 address {{.Addr}} as a different address ({{.Seen}}): the router translates IPv6 (NAT66/NPTv6), so the AAAA record is not updated.", map[string]any{"Addr": cand.String(), "Seen": summarize(f.Observations)})
 		case ok > 0:
 			f.State, f.Addr, f.Problem = Known, cand, ""
 			return f
 		default:
 			if f.Problem == "" {
-				f.Problem = fmt.Sprintf("No STUN server answered over IPv6 from %v, so the address could not be confirmed from outside.", cand)
+				f.problem("detect.ipv6_unconfirmed", "No STUN server answered over IPv6 from {{.Addr}}, so the address could not be confirmed from outside.", map[string]any{"Addr": cand.String()})
 			}
 		}
 	}

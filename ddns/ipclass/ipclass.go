@@ -90,3 +90,23 @@ var reservedV4 = []netip.Prefix{
 	netip.MustParsePrefix("198.18.0.0/15"),
 	netip.MustParsePrefix("240.0.0.0/4"),
 }
+
+// reasonIDs are the Reasons' IDs in the web UI's catalogues
+// (webui/locales).
+var reasonIDs = map[Reason]string{
+	Invalid:     "reason.invalid",
+	Unspecified: "reason.unspecified",
+	Loopback:    "reason.loopback",
+	LinkLocal:   "reason.link_local",
+	Multicast:   "reason.multicast",
+	Private:     "reason.private",
+	Shared:      "reason.shared",
+	Tailnet:     "reason.tailnet",
+	Cloudflare:  "reason.cloudflare",
+	Mapped:      "reason.mapped",
+	Reserved:    "reason.reserved",
+}
+
+// UserMessage is r as a message of the web UI's catalogues, for a sentence
+// that names it.
+func (r Reason) UserMessage() (id string, args map[string]any) { return reasonIDs[r], nil }

@@ -126,6 +126,12 @@ type NoZoneError struct {
 	Host   string // e.g. "derp.example.com"
 }
 
+// UserMessage is e's sentence for the user: its ID in the web UI's
+// catalogues (webui/locales), and its arguments.
+func (e *NoZoneError) UserMessage() (id string, args map[string]any) {
+	return "provider.no_zone", map[string]any{"Host": e.Host, "Vendor": e.Vendor}
+}
+
 func (e *NoZoneError) Error() string {
 	return fmt.Sprintf("no zone for %s that this %s key may see: add the domain to the account, or give the key access to it", e.Host, e.Vendor)
 }

@@ -1,8 +1,9 @@
 package tencentcloud
 
 import (
-	"fmt"
 	"strings"
+
+	"github.com/homederp/homederp/internal/usermsg"
 )
 
 // APIError is an error answer of the Tencent Cloud API. Its Error text is
@@ -44,51 +45,73 @@ func (e *APIError) Raw() string {
 	return s
 }
 
-// The messages, one format string each so that a catalogue can translate
-// them.
+// The messages of APIError, by their ID in the web UI's catalogues
+// (webui/locales).
 const (
-	msgSecretID   = "Tencent Cloud does not know this SecretId: it is wrong, deleted or disabled. Create an API key under Tencent Cloud console → 访问管理 (CAM) → API密钥管理 and paste its SecretId and SecretKey"
-	msgSignature  = "Tencent Cloud rejected the request's signature: the SecretKey does not belong to this SecretId. Paste the SecretId and the SecretKey of the same API key"
-	msgClock      = "Tencent Cloud says this box's clock is more than 5 minutes off, so it refuses the signed request; the box sets its clock by NTP: check that it can reach an NTP server"
-	msgPermission = "the API key may not do this: give its CAM user the policy QcloudDNSPodFullAccess, or read and write access to the DNSPod records of %s"
-	msgNoDomain   = "the domain %s is not in this DNSPod account: add it in the DNSPod console, or use an API key of the account that holds it"
-	msgLocked     = "DNSPod has locked or blocked the domain %s, so its records cannot be changed"
-	msgTTL        = "DNSPod refused the record's TTL for the plan of %s"
-	msgExists     = "an identical record already exists at DNSPod"
-	msgThrottled  = "DNSPod is rate-limiting this account"
-	msgTrouble    = "DNSPod's API is having trouble; homederp retries later"
-	msgRefused    = "DNSPod refused the request"
+	msgSecretID   = "provider.dnspod.secret_id"
+	msgSignature  = "provider.dnspod.signature"
+	msgClock      = "provider.dnspod.clock"
+	msgPermission = "provider.dnspod.permission"
+	msgNoDomain   = "provider.dnspod.no_domain"
+	msgLocked     = "provider.dnspod.locked"
+	msgTTL        = "provider.dnspod.ttl"
+	msgExists     = "provider.dnspod.exists"
+	msgThrottled  = "provider.dnspod.throttled"
+	msgTrouble    = "provider.dnspod.trouble"
+	msgRefused    = "provider.dnspod.refused"
 )
 
-func (e *APIError) Error() string {
+// messages are their English texts (usermsg.Say templates).
+var messages = map[string]string{
+	msgSecretID:   "Tencent Cloud does not know this SecretId: it is wrong, deleted or disabled. Create an API key under Tencent Cloud console → 访问管理 (CAM) → API密钥管理 and paste its SecretId and SecretKey ({{.Raw}})",
+	msgSignature:  "Tencent Cloud rejected the request's signature: the SecretKey does not belong to this SecretId. Paste the SecretId and the SecretKey of the same API key ({{.Raw}})",
+	msgClock:      "Tencent Cloud says this box's clock is more than 5 minutes off, so it refuses the signed request; the box sets its clock by NTP: check that it can reach an NTP server ({{.Raw}})",
+	msgPermission: "the API key may not do this: give its CAM user the policy QcloudDNSPodFullAccess, or read and write access to the DNSPod records of {{.Domain}} ({{.Raw}})",
+	msgNoDomain:   "the domain {{.Domain}} is not in this DNSPod account: add it in the DNSPod console, or use an API key of the account that holds it ({{.Raw}})",
+	msgLocked:     "DNSPod has locked or blocked the domain {{.Domain}}, so its records cannot be changed ({{.Raw}})",
+	msgTTL:        "DNSPod refused the record's TTL for the plan of {{.Domain}} ({{.Raw}})",
+	msgExists:     "an identical record already exists at DNSPod ({{.Raw}})",
+	msgThrottled:  "DNSPod is rate-limiting this account ({{.Raw}})",
+	msgTrouble:    "DNSPod's API is having trouble; homederp retries later ({{.Raw}})",
+	msgRefused:    "DNSPod refused the request ({{.Raw}})",
+}
+
+// UserMessage is e's sentence for the user: its ID in the web UI's
+// catalogues, and its arguments (Domain, and Raw, what the API said).
+func (e *APIError) UserMessage() (id string, args map[string]any) {
 	domain := e.Domain
 	if domain == "" {
 		domain = "your domain"
 	}
-	var msg string
 	switch {
 	case e.Code == "AuthFailure.SecretIdNotFound" || e.Code == "AuthFailure.InvalidSecretId":
-		msg = msgSecretID
+		id = msgSecretID
 	case e.Code == "AuthFailure.SignatureFailure" || e.Code == "AuthFailure.InvalidAuthorization":
-		msg = msgSignature
+		id = msgSignature
 	case e.Code == "AuthFailure.SignatureExpire":
-		msg = msgClock
+		id = msgClock
 	case e.Code == "AuthFailure.UnauthorizedOperation" || e.Code == "UnauthorizedOperation" || strings.HasPrefix(e.Code, "OperationDenied") || strings.HasPrefix(e.Code, "AuthFailure"):
-		msg = fmt.Sprintf(msgPermission, domain)
+		id = msgPermission
 	case e.Code == "InvalidParameterValue.DomainNotExists" || e.Code == "InvalidParameter.DomainInvalid" || e.Code == "FailedOperation.NotDomainOwner":
-		msg = fmt.Sprintf(msgNoDomain, domain)
+		id = msgNoDomain
 	case e.Code == "FailedOperation.DomainIsLocked" || e.Code == "FailedOperation.DomainIsSpam":
-		msg = fmt.Sprintf(msgLocked, domain)
+		id = msgLocked
 	case e.Code == "LimitExceeded.RecordTtlLimit":
-		msg = fmt.Sprintf(msgTTL, domain)
+		id = msgTTL
 	case e.Code == "InvalidParameter.DomainRecordExist":
-		msg = msgExists
+		id = msgExists
 	case e.Throttled():
-		msg = msgThrottled
+		id = msgThrottled
 	case e.temporary():
-		msg = msgTrouble
+		id = msgTrouble
 	default:
-		msg = msgRefused
+		id = msgRefused
 	}
-	return fmt.Sprintf("%s (%s)", msg, e.Raw())
+	return id, map[string]any{"Domain": domain, "Raw": e.Raw()}
+}
+
+func (e *APIError) Error() string {
+	id, args := e.UserMessage()
+	msg, _ := usermsg.Say(id, messages[id], args)
+	return msg
 }

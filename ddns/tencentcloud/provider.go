@@ -10,6 +10,7 @@ import (
 
 	"github.com/homederp/homederp/ddns/apiclient"
 	"github.com/homederp/homederp/ddns/records"
+	"github.com/homederp/homederp/internal/usermsg"
 )
 
 // MinTTL is the lowest TTL of DNSPod's free plan, which most home users
@@ -130,11 +131,11 @@ func (a api) Zone(ctx context.Context, name string) (records.Zone, error) {
 	d := res.DomainInfo
 	switch {
 	case d.Status == "PAUSE":
-		return records.Zone{}, fmt.Errorf("DNS for %s is paused at DNSPod: turn it on again (开启解析) in the DNSPod console", name)
+		return records.Zone{}, usermsg.Errorf("provider.dnspod.paused", "DNS for {{.Domain}} is paused at DNSPod: turn it on again (开启解析) in the DNSPod console", map[string]any{"Domain": name})
 	case d.Status == "SPAM" || d.Status == "LOCK":
-		return records.Zone{}, fmt.Errorf(msgLocked, name)
+		return records.Zone{}, usermsg.Errorf("provider.dnspod.domain_locked", "DNSPod has locked or blocked the domain {{.Domain}}, so its records cannot be changed", map[string]any{"Domain": name})
 	case d.DNSStatus == "DNSERROR":
-		return records.Zone{}, fmt.Errorf("DNSPod is not the authoritative DNS of %s yet: set the domain's name servers at your registrar to %s", name, strings.Join(d.DnspodNsList, " and "))
+		return records.Zone{}, usermsg.Errorf("provider.dnspod.not_authoritative", "DNSPod is not the authoritative DNS of {{.Domain}} yet: set the domain's name servers at your registrar to {{.NS}}", map[string]any{"Domain": name, "NS": strings.Join(d.DnspodNsList, " and ")})
 	}
 	return records.Zone{Name: name, MinTTL: MinTTL}, nil
 }

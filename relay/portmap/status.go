@@ -1,13 +1,13 @@
 package portmap
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/homederp/homederp/ddns/ipclass"
+	"github.com/homederp/homederp/internal/usermsg"
 )
 
 // Status is what the web UI shows about the router. It is a snapshot.
@@ -38,6 +38,9 @@ type Status struct {
 	Problem   string    `json:"problem,omitempty"`
 	LastRound time.Time `json:"last_round,omitzero"`
 	NextRound time.Time `json:"next_round,omitzero"`
+
+	// Texts are the sentences above, to be translated.
+	Texts Texts `json:"-"`
 }
 
 // AllMapped reports whether every wanted IPv4 port is forwarded by the
@@ -85,6 +88,8 @@ type Hairpin struct {
 	OK     bool      `json:"ok"`
 	Detail string    `json:"detail"`
 	At     time.Time `json:"at"`
+	// DetailText is Detail, to be translated.
+	DetailText usermsg.Msg `json:"-"`
 }
 
 // status builds the round's Status from its results.
@@ -124,33 +129,38 @@ func (r *round) status(wants []want) Status {
 	}
 	if st.External.IsValid() {
 		if why := ipclass.Check(st.External); why != ipclass.OK && why != ipclass.Cloudflare {
-			st.ExternalProblem = fmt.Sprintf("The router's own WAN address is %v, %s: the router sits behind another NAT (the carrier's CGNAT, or a second router), so what it forwards does not reach the Internet. Forward the ports on the outer router too, ask the carrier for a public IPv4 address, or rely on IPv6.", st.External, why)
+			st.ExternalProblem, st.Texts.ExternalProblem = usermsg.Say("router.behind_nat", "The router's own WAN address is {{.Addr}}, {{.Why}}: the router sits behind another NAT (the carrier's CGNAT, or a second router), so what it forwards does not reach the Internet. Forward the ports on the outer router too, ask the carrier for a public IPv4 address, or rely on IPv6.",
+				map[string]any{"Addr": st.External.String(), "Why": why})
 		}
 	}
 	if !r.cfg.Enabled {
 		return st
 	}
 	if len(missing) > 0 {
-		why := "no router protocol answered"
-		if len(st.Answers) == 0 {
-			why = r.results[want{Port: r.cfg.Ports[0]}.key()].Error
-		} else if slices.ContainsFunc(st.Answers, func(a Answer) bool {
+		a := map[string]any{"Ports": strings.Join(missing, ", ")}
+		switch {
+		case len(st.Answers) == 0:
+			a["Err"] = r.results[want{Port: r.cfg.Ports[0]}.key()].Error
+			st.Problem, st.Texts.Problem = usermsg.Say("router.not_forwarded", "The router does not forward {{.Ports}} to the box: {{.Err}}.", a)
+		case slices.ContainsFunc(st.Answers, func(a Answer) bool {
 			return !strings.Contains(a.Result, "no answer") && !strings.Contains(a.Result, "no Internet gateway")
-		}) {
-			why = "the router refused (see what each protocol answered)"
+		}):
+			st.Problem, st.Texts.Problem = usermsg.Say("router.refused", "The router does not forward {{.Ports}} to the box: the router refused (see what each protocol answered).", a)
+		default:
+			st.Problem, st.Texts.Problem = usermsg.Say("router.no_answer", "The router does not forward {{.Ports}} to the box: no router protocol answered.", a)
 		}
-		st.Problem = fmt.Sprintf("The router does not forward %s to the box: %s.", strings.Join(missing, ", "), why)
 	}
 	switch {
 	case !r.addr6.IsValid():
-		st.IPv6 = "This box has no stable global IPv6 address, so there is nothing to open for IPv6."
+		st.IPv6, st.Texts.IPv6 = usermsg.Say("router.no_ipv6", "This box has no stable global IPv6 address, so there is nothing to open for IPv6.", nil)
 	case len(missing6) == 0 && firewallOff:
-		st.IPv6 = fmt.Sprintf("The router's IPv6 firewall is off: %v is reachable over IPv6 without pinholes.", r.addr6)
+		st.IPv6, st.Texts.IPv6 = usermsg.Say("router.firewall_off", "The router's IPv6 firewall is off: {{.Addr}} is reachable over IPv6 without pinholes.", map[string]any{"Addr": r.addr6.String()})
 	case len(missing6) == 0:
-		st.IPv6 = fmt.Sprintf("Open to the Internet over IPv6 at %v: the router keeps pinholes for %s.", r.addr6, strings.Join(open6, ", "))
+		st.IPv6, st.Texts.IPv6 = usermsg.Say("router.ipv6_open", "Open to the Internet over IPv6 at {{.Addr}}: the router keeps pinholes for {{.Ports}}.",
+			map[string]any{"Addr": r.addr6.String(), "Ports": strings.Join(open6, ", ")})
 	default:
-		st.IPv6 = fmt.Sprintf("The router does not let the box open its IPv6 firewall for %s (PCP over IPv6 and UPnP's IPv6 firewall control, see below). Allow %s in to %v in the router's IPv6 firewall settings, or clients cannot reach the relay over IPv6.",
-			strings.Join(missing6, ", "), strings.Join(missing6, " and "), r.addr6)
+		st.IPv6, st.Texts.IPv6 = usermsg.Say("router.ipv6_closed", "The router does not let the box open its IPv6 firewall for {{.Ports}} (PCP over IPv6 and UPnP's IPv6 firewall control, see below). Allow {{.And}} in to {{.Addr}} in the router's IPv6 firewall settings, or clients cannot reach the relay over IPv6.",
+			map[string]any{"Ports": strings.Join(missing6, ", "), "And": strings.Join(missing6, " and "), "Addr": r.addr6.String()})
 	}
 	return st
 }
@@ -174,16 +184,17 @@ func (r *round) hairpin(st Status) *Hairpin {
 	}
 	h := &Hairpin{At: r.now}
 	if !ext.IsValid() || !ext.Is4() {
-		h.Detail = "not tried: the line's public IPv4 address is not known"
+		h.Detail, h.DetailText = usermsg.Say("router.hairpin_untried", "not tried: the line's public IPv4 address is not known", nil)
 		return h
 	}
 	to := netip.AddrPortFrom(ext, port)
 	h.To = to.String()
 	err := hairpin(r.ctx, r.m.o.Net, to, r.cfg.Hostname, 5*time.Second)
 	if err == nil {
-		h.OK, h.Detail = true, fmt.Sprintf("the box reached its own relay at %v through the router", to)
+		h.OK = true
+		h.Detail, h.DetailText = usermsg.Say("router.hairpin_ok", "the box reached its own relay at {{.To}} through the router", map[string]any{"To": to.String()})
 	} else {
-		h.Detail = fmt.Sprintf("%v; many routers do not loop connections to their own public address back in, so this alone does not mean the port is closed", err)
+		h.Detail, h.DetailText = usermsg.Say("router.hairpin_failed", "{{.Err}}; many routers do not loop connections to their own public address back in, so this alone does not mean the port is closed", map[string]any{"Err": err.Error()})
 	}
 	return h
 }

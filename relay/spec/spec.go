@@ -5,19 +5,22 @@
 // configuration's validation and the DERP map (rendering and checking) all
 // call it, so a setting one of them accepts is what the others accept too.
 //
-// It imports only the standard library, so appliance/config and
-// appliance/derpmap stay leaf packages that import no service.
+// It imports only the standard library (and internal/usermsg, which does
+// too), so appliance/config and appliance/derpmap stay leaf packages that
+// import no service. Its errors are sentences of usermsg, which the web
+// UI translates.
 package spec
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/homederp/homederp/internal/usermsg"
 )
 
 // pinPrefix starts a DERPNode.CertName that pins a certificate by hash
@@ -42,11 +45,11 @@ func CheckPin(s string) error {
 	h, ok := strings.CutPrefix(s, pinPrefix)
 	switch {
 	case !ok:
-		return fmt.Errorf("%q is not a certificate pin: want %s<64 hex digits> (copy CertName from the box's DERP map)", s, pinPrefix)
+		return usermsg.Errorf("spec.pin_prefix", "{{printf \"%q\" .Pin}} is not a certificate pin: want sha256-raw:<64 hex digits> (copy CertName from the box's DERP map)", map[string]any{"Pin": s})
 	case len(h) != 64 || strings.Trim(h, "0123456789abcdefABCDEF") != "":
-		return fmt.Errorf("%q is not %s followed by 64 hex digits (copy CertName from the box's DERP map)", s, pinPrefix)
+		return usermsg.Errorf("spec.pin_hex", "{{printf \"%q\" .Pin}} is not sha256-raw: followed by 64 hex digits (copy CertName from the box's DERP map)", map[string]any{"Pin": s})
 	case strings.ToLower(h) != h:
-		return fmt.Errorf("%q has uppercase hex digits; clients compare lowercase exactly, so write %s", s, pinPrefix+strings.ToLower(h))
+		return usermsg.Errorf("spec.pin_upper", "{{printf \"%q\" .Pin}} has uppercase hex digits; clients compare lowercase exactly, so write {{.Lower}}", map[string]any{"Pin": s, "Lower": pinPrefix + strings.ToLower(h)})
 	}
 	return nil
 }
@@ -63,7 +66,7 @@ type MeshWith struct {
 // ParseMeshWith parses one --mesh-with element and says in plain words
 // what is wrong with it.
 func ParseMeshWith(s string) (MeshWith, error) {
-	bad := fmt.Errorf("%q is not of the form host[:port] or host[:port]/dialhost", s)
+	bad := usermsg.Errorf("spec.mesh_bad", "{{printf \"%q\" .Mesh}} is not of the form host[:port] or host[:port]/dialhost", map[string]any{"Mesh": s})
 	if strings.TrimSpace(s) != s || s == "" || strings.Count(s, "/") > 1 || strings.ContainsAny(s, " \t,") {
 		return MeshWith{}, bad
 	}
@@ -72,11 +75,11 @@ func ParseMeshWith(s string) (MeshWith, error) {
 		return MeshWith{}, bad
 	}
 	if hasDial && strings.Contains(dial, ":") && !isIP(strings.Trim(dial, "[]")) {
-		return MeshWith{}, fmt.Errorf("%q: the dial host takes no port (the port comes from the host part)", s)
+		return MeshWith{}, usermsg.Errorf("spec.mesh_dial_port", "{{printf \"%q\" .Mesh}}: the dial host takes no port (the port comes from the host part)", map[string]any{"Mesh": s})
 	}
 	name, port, err := SplitMeshHost(host)
 	if err != nil {
-		return MeshWith{}, fmt.Errorf("%q: %w", s, err)
+		return MeshWith{}, usermsg.Errorf("spec.mesh_host", "{{printf \"%q\" .Mesh}}: {{.Err}}", map[string]any{"Mesh": s, "Err": err})
 	}
 	if !isIP(name) && !IsDNSName(name) {
 		return MeshWith{}, bad
@@ -88,22 +91,22 @@ func ParseMeshWith(s string) (MeshWith, error) {
 // name (brackets removed) and a port, 443 when it has none.
 func SplitMeshHost(host string) (name string, port int, err error) {
 	if host == "" {
-		return "", 0, fmt.Errorf("no host name")
+		return "", 0, usermsg.Errorf("spec.no_host", "no host name", nil)
 	}
 	h, p, err := net.SplitHostPort(host)
 	if err != nil {
 		// No port. A bare IPv6 literal is allowed in brackets only.
 		if strings.Contains(host, ":") && !(strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]")) {
-			return "", 0, fmt.Errorf("write an IPv6 address in brackets, e.g. [2001:db8::1]:12345")
+			return "", 0, usermsg.Errorf("spec.ipv6_brackets", "write an IPv6 address in brackets, e.g. [2001:db8::1]:12345", nil)
 		}
 		return strings.Trim(host, "[]"), 443, nil
 	}
 	n, err := strconv.Atoi(p)
 	if err != nil || n < 1 || n > 65535 {
-		return "", 0, fmt.Errorf("%q is not a port number (1–65535)", p)
+		return "", 0, usermsg.Errorf("spec.port", "{{printf \"%q\" .Port}} is not a port number (1–65535)", map[string]any{"Port": p})
 	}
 	if h == "" {
-		return "", 0, fmt.Errorf("no host name")
+		return "", 0, usermsg.Errorf("spec.no_host", "no host name", nil)
 	}
 	return h, n, nil
 }
@@ -113,7 +116,7 @@ func SplitMeshHost(host string) (name string, port int, err error) {
 func CheckVerifyURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not an http:// or https:// URL with a host, e.g. https://headscale.example.com/verify", s)
+		return usermsg.Errorf("spec.verify_url", "{{printf \"%q\" .URL}} is not an http:// or https:// URL with a host, e.g. https://headscale.example.com/verify", map[string]any{"URL": s})
 	}
 	return nil
 }
