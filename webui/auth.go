@@ -3,7 +3,6 @@ package webui
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -80,7 +79,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *user {
 	if name, pw, ok := r.BasicAuth(); ok {
 		src := sourceKey(remoteAddr(r))
 		if d := s.limiter.wait(src); d > 0 {
-			tooMany(w, d)
+			tooMany(w, s.tr(r), d)
 			return nil
 		}
 		if name == basicUser && s.passwordOK(pw) {
@@ -96,15 +95,15 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *user {
 		s.loginToResume(w, r)
 	default:
 		w.Header().Set("WWW-Authenticate", `Basic realm="homederp", charset="UTF-8"`)
-		http.Error(w, "401 Unauthorized: log in at /login, or use HTTP Basic auth with user gokrazy and the gokrazy password", http.StatusUnauthorized)
+		http.Error(w, s.tr(r).S("http.unauthorized"), http.StatusUnauthorized)
 	}
 	return nil
 }
 
-func tooMany(w http.ResponseWriter, d time.Duration) {
+func tooMany(w http.ResponseWriter, t *tr, d time.Duration) {
 	secs := int(d.Seconds() + 0.999)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	http.Error(w, fmt.Sprintf("429 Too Many Requests: too many wrong passwords from your address; try again in %d seconds", secs), http.StatusTooManyRequests)
+	http.Error(w, t.S("http.too_many", "Seconds", secs), http.StatusTooManyRequests)
 }
 
 // loginView is the login page.
@@ -132,7 +131,7 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: nonce, Path: "/login", HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: 3600})
 	v.CSRF = s.csrfToken("login:"+nonce, "/login")
 	v.NoPW = s.o.Password == ""
-	s.render(w, r, status, "login", &page{Title: "Log in", Body: v})
+	s.render(w, r, status, "login", &page{Title: s.tr(r).S("login.title"), Body: v})
 }
 
 // loginNonce returns the login cookie's value if it is one this server
@@ -146,9 +145,10 @@ func loginNonce(r *http.Request) string {
 }
 
 func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
+	t := s.tr(r)
 	r.Body = http.MaxBytesReader(w, r.Body, maxDraft+16<<10)
 	if err := r.ParseForm(); err != nil {
-		s.badRequest(w, r, "The login form could not be read: "+err.Error())
+		s.badRequest(w, r, t.S("login.unreadable", "Err", err.Error()))
 		return
 	}
 	next := safeNext(r.PostForm.Get("next"))
@@ -158,7 +158,7 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	nonce := loginNonce(r)
 	if nonce == "" || !s.csrfValid(r.PostForm.Get("csrf"), "login:"+nonce, "/login") {
-		again(http.StatusForbidden, "The login form expired or came from another site. Please try again.")
+		again(http.StatusForbidden, t.S("login.expired"))
 		return
 	}
 	// A browser that is logged in already is never held up.
@@ -167,7 +167,7 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 	if d := s.limiter.wait(keys...); limited && d > 0 {
 		secs := int(d.Seconds() + 0.999)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		again(http.StatusTooManyRequests, fmt.Sprintf("Too many wrong passwords from your address. Wait %d seconds, then try again.", secs))
+		again(http.StatusTooManyRequests, t.S("login.too_many", "Seconds", secs))
 		return
 	}
 	if !s.passwordOK(r.PostForm.Get("password")) {
@@ -175,9 +175,9 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 			s.limiter.fail(keys...)
 		}
 		s.o.Logf("webui: wrong password (login form) from %v", remoteAddr(r))
-		msg := "Wrong password. It is the gokrazy password of this box."
+		msg := t.S("login.wrong")
 		if s.o.Password == "" {
-			msg = "This box has no web UI password set, so nobody can log in; see the log."
+			msg = t.S("login.no_password")
 		}
 		again(http.StatusUnauthorized, msg)
 		return

@@ -18,10 +18,14 @@ import (
 )
 
 // TestBrowserSetup is a person setting up the box: a real headless
-// Chromium walks the whole setup of a real `appliance -dev` process,
-// mistakes included, and logs the box's real tailscaled in to testcontrol.
-// The DERP map the appliance emits must follow. Screenshots of every
-// page land in $HOMEDERP_TEST_OUTPUT/webui-screenshots.
+// Chromium set to Simplified Chinese walks the whole setup of a real
+// `appliance -dev` process, mistakes included, and logs the box's real
+// tailscaled in to testcontrol. Every page must speak Chinese, as the
+// browser asks, and say what the Chinese catalogue says; the DERP map the
+// appliance emits must follow. At the end the language switch turns the
+// pages to English. Screenshots of every page in both languages land in
+// $HOMEDERP_TEST_OUTPUT/webui-screenshots (zh-CN-*.png and the English
+// ones).
 func TestBrowserSetup(t *testing.T) {
 	testenv.NeedLong(t)
 	chromium := findChromium(t)
@@ -56,8 +60,12 @@ func TestBrowserSetup(t *testing.T) {
 	}
 
 	shots := screenshotDir(t)
-	ctx := newBrowser(t, chromium)
-	shot := func(name string) chromedp.Action { return screenshot(shots, name) }
+	ctx := newBrowser(t, chromium, "zh-CN")
+	zh := chinese(t)
+	// A page in Chinese, screenshotted.
+	shot := func(name string) chromedp.Action {
+		return chromedp.Tasks{inLanguage("zh-CN"), screenshot(shots, "zh-CN-"+name)}
+	}
 	run := runner(t, ctx)
 	newDERP, newSTUN := devbox.FreePort(t), devbox.FreePort(t)
 
@@ -67,7 +75,7 @@ func TestBrowserSetup(t *testing.T) {
 		shot("01-login"),
 		chromedp.SendKeys(`#password`, "not the password"),
 		newDocument(chromedp.Submit(`#password`)),
-		waitText(`p.error`, "Wrong password"),
+		waitText(`p.error`, zh.S("login.wrong")),
 	)
 	run("log in",
 		chromedp.SendKeys(`#password`, box.password),
@@ -85,27 +93,27 @@ func TestBrowserSetup(t *testing.T) {
 		chromedp.Click(`input[name="ddns.provider"][value=""]`),
 		newDocument(chromedp.Click(`form[action="/setup/name#name"] button`)),
 		// The next step shows the message: that is where the page goes.
-		waitText(`#ports p.flash`, "Saved the name derp.homederp.test"),
+		waitText(`#ports p.flash`, zh.S("flash.name", "Host", "derp.homederp.test")),
 	)
 	run("step 2: ports",
 		chromedp.SetValue(`#derp-port`, strconv.Itoa(newDERP)),
 		chromedp.SetValue(`#stun-port`, strconv.Itoa(newSTUN)),
 		newDocument(chromedp.Click(`form[action="/setup/ports#ports"] button`)),
-		waitText(`#ports p.flash`, fmt.Sprintf("Saved the ports: the relay now serves DERP on TCP %d and STUN on UDP %d", newDERP, newSTUN)),
+		waitText(`#ports p.flash`, zh.S("flash.ports_serving", "DERP", newDERP, "STUN", newSTUN)),
 		waitText(`table.forward`, strconv.Itoa(newDERP)),
 	)
 	run("step 3: region 999 warns about headscale",
 		chromedp.SetValue(`#region-id`, "999"),
 		newDocument(chromedp.Click(`form[action="/setup/region#region"] button`)),
-		waitText(`#region p.flash`, "Saved region 999"),
-		waitText(`#region p.warning`, "headscale's embedded DERP server"),
+		waitText(`#region p.flash`, zh.S("flash.region", "ID", 999, "Code", "home")),
+		waitText(`#region p.warning`, zh.M("check.region_999", nil)),
 		shot("04-setup-region-999-warning"),
 	)
 	run("step 3: a bad region is refused, keeping what was typed",
 		chromedp.SetValue(`#region-id`, "5"),
 		chromedp.SetValue(`#region-code`, "Lab"),
 		newDocument(chromedp.Click(`form[action="/setup/region#region"] button`)),
-		waitText(`#region`, "outside 900–999"),
+		waitText(`#region`, zh.M("setting.region_id_range", map[string]any{"ID": 5})),
 		waitValue(`#region-code`, "Lab"),
 		shot("05-setup-region-error"),
 	)
@@ -115,12 +123,12 @@ func TestBrowserSetup(t *testing.T) {
 		chromedp.SetValue(`#region-name`, "Homederp Lab"),
 		chromedp.SetValue(`#node-name`, "942a"),
 		newDocument(chromedp.Click(`form[action="/setup/region#region"] button`)),
-		waitText(`#region p.flash`, "Saved region 942 (lab)"),
+		waitText(`#region p.flash`, zh.S("flash.region", "ID", 942, "Code", "lab")),
 	)
 	run("step 4: certificate",
 		chromedp.Click(`input[name="cert.mode"][value="self-signed"]`),
 		newDocument(chromedp.Click(`form[action="/setup/cert#cert"] button`)),
-		waitText(`#cert p.flash`, "Saved the certificate mode self-signed"),
+		waitText(`#cert p.flash`, zh.S("flash.cert", "Mode", zh.certMode("self-signed"))),
 	)
 	run("step 5: a wrong auth key",
 		chromedp.SetValue(`#control-url`, env.ControlURL()),
@@ -132,8 +140,8 @@ func TestBrowserSetup(t *testing.T) {
 	run("step 5: log the box in",
 		chromedp.SendKeys(`#auth-key`, authKey),
 		newDocument(chromedp.Click(`form[action="/setup/tailnet#tailnet"] button`)),
-		waitText(`#tailnet p.flash`, "logged in and running"),
-		waitText(`#tailnet-state`, "Running"),
+		waitText(`#tailnet p.flash`, zh.S("tailscaled.running")),
+		waitText(`#tailnet-state`, zh.backendState("Running")),
 	)
 	// Another node of the tailnet, which the box's tailscaled now sees.
 	peer := integration.NewTestNode(t, env)
@@ -145,7 +153,7 @@ func TestBrowserSetup(t *testing.T) {
 	run("step 5: verify-clients",
 		chromedp.Click(`input[name="relay.verify"][value="tailscaled"]`),
 		newDocument(chromedp.Click(`form[action="/setup/verify#verify"] button`)),
-		waitText(`#tailnet p.flash`, "verify-clients is on"),
+		waitText(`#tailnet p.flash`, zh.S("flash.verify_on")),
 		shot("07-setup-done"),
 	)
 
@@ -156,7 +164,7 @@ func TestBrowserSetup(t *testing.T) {
 		chromedp.Text(`#policy`, &policy),
 		chromedp.Click(`button[data-copy="policy"]`),
 		// copy.js ran (the CSP allows it): the button says what happened.
-		waitJS(`document.querySelector('button[data-copy="policy"]').textContent !== "Copy"`, "the copy button to react"),
+		waitJS(fmt.Sprintf(`document.querySelector('button[data-copy="policy"]').textContent !== %q`, zh.S("layout.copy")), "the copy button to react"),
 		shot("08-derpmap"),
 	)
 	for _, want := range []string{`"942": {`, `"HostName": "derp.homederp.test"`, fmt.Sprintf(`"DERPPort": %d`, newDERP), fmt.Sprintf(`"STUNPort": %d`, newSTUN), `"CertName": "sha256-raw:`, `"RegionName": "Homederp Lab"`} {
@@ -167,17 +175,17 @@ func TestBrowserSetup(t *testing.T) {
 	run("check a pasted map",
 		chromedp.SetValue(`#map`, fmt.Sprintf(`{"Regions":{"942":{"RegionID":942,"RegionCode":"lab","RegionName":"Lab","Nodes":[{"Name":"942a","HostName":"derp.homederp.test","DERPPort":%d}]}}}`, derpPort)),
 		newDocument(chromedp.Click(`form[action="/derpmap/check#check"] button`)),
-		waitText(`#report`, "has no RegionID"),
-		waitText(`#report`, fmt.Sprintf("this box serves DERP on port %d", newDERP)),
+		waitText(`#report`, "没有 RegionID"),
+		waitText(`#report`, fmt.Sprintf("但本机的 DERP 端口是 %d", newDERP)),
 		shot("09-derpmap-check"),
 	)
 	run("status after setup",
 		chromedp.Navigate(box.url),
 		chromedp.WaitVisible(`#relay`),
-		waitText(`#tailnet`, "Running"),
+		waitText(`#tailnet`, zh.backendState("Running")),
 		waitText(`#relay`, "verify-clients"),
 		// No DNS provider: the only thing the box cannot vouch for.
-		waitText(`#warnings`, "does not look up the line's public address"),
+		waitText(`#warnings`, zh.S("warn.no_ddns", "Host", "derp.homederp.test")),
 		shot("10-status"),
 	)
 	run("on a phone",
@@ -190,7 +198,9 @@ func TestBrowserSetup(t *testing.T) {
 		chromedp.WaitVisible(`#name`),
 		layoutOK("setup"),
 		shot("12-phone-setup"),
+		chromedp.EmulateViewport(1100, 900),
 	)
+	englishPass(t, run, shots, box.url, derpPort)
 
 	// The emitted map changed with the setup: in the state directory
 	// and on the relay's new port.
@@ -214,4 +224,46 @@ func TestBrowserSetup(t *testing.T) {
 	}
 	box.Stop(t)
 	t.Logf("screenshots in %s", shots)
+}
+
+// englishPass turns the pages of a set-up box to English with the switch
+// in the header and screenshots each of them, desktop width: status,
+// setup (and a refused form), the DERP map (and a check), and the login
+// page. The switch is remembered across pages and a logout.
+func englishPass(t *testing.T, run func(string, ...chromedp.Action), shots, url string, oldDERP int) {
+	t.Helper()
+	en := english(t)
+	shot := func(name string) chromedp.Action {
+		return chromedp.Tasks{inLanguage("en"), screenshot(shots, "en-"+name)}
+	}
+	run("switch to English",
+		newDocument(chromedp.Navigate(url)),
+		newDocument(chromedp.Click(`nav.lang a[lang="en"]`)),
+		waitText(`#warnings`, en.S("warn.no_ddns", "Host", "derp.homederp.test")),
+		shot("01-status"),
+	)
+	run("setup in English",
+		newDocument(chromedp.Navigate(url+"setup")),
+		chromedp.WaitVisible(`#name`),
+		shot("02-setup"),
+		chromedp.SetValue(`#region-id`, "5"),
+		newDocument(chromedp.Click(`form[action="/setup/region#region"] button`)),
+		waitText(`#region`, en.M("setting.region_id_range", map[string]any{"ID": 5})),
+		shot("03-setup-error"),
+	)
+	run("the DERP map in English",
+		newDocument(chromedp.Navigate(url+"derpmap")),
+		chromedp.WaitVisible(`#policy`),
+		shot("04-derpmap"),
+		chromedp.SetValue(`#map`, fmt.Sprintf(`{"Regions":{"942":{"RegionID":942,"RegionCode":"lab","RegionName":"Lab","Nodes":[{"Name":"942a","HostName":"derp.homederp.test","DERPPort":%d}]}}}`, oldDERP)),
+		newDocument(chromedp.Click(`form[action="/derpmap/check#check"] button`)),
+		waitText(`#report`, "has no RegionID"),
+		shot("05-derpmap-check"),
+	)
+	run("the login page in English, after a logout",
+		newDocument(chromedp.Click(`nav form button`)),
+		chromedp.WaitVisible(`#password`),
+		waitText(`main`, en.S("login.title")),
+		shot("06-login"),
+	)
 }

@@ -17,16 +17,41 @@ import (
 )
 
 // TestBrowserPhone looks at every page at a phone's width (390 px) in a
-// real headless Chromium, against the web UI on loopback with the status
-// of a busy relay: each page is screenshotted (phone-*.png), and its DOM
-// must show no element sticking out of its container, no text, value or
-// placeholder cut off, and nothing covering text (layoutProblemsJS). On
-// the way it watches what the pages do while the box works: the DNS
+// real headless Chromium, in English and in Chinese (a browser set to
+// zh-CN), against the web UI on loopback with the status of a busy relay:
+// each page is screenshotted (phone-*.png, zh-CN-phone-*.png), and its
+// DOM must show no element sticking out of its container, no text, value
+// or placeholder cut off, and nothing covering text (layoutProblemsJS).
+// On the way it watches what the pages do while the box works: the DNS
 // check's progress note and disabled button, the status page refreshing
-// itself, and a map over the limit kept in the text box.
+// itself, and a map over the limit kept in the text box. What the pages
+// must say comes from the catalogue of the browser's language.
 func TestBrowserPhone(t *testing.T) {
 	testenv.NeedLong(t)
 	chromium := findChromium(t)
+	t.Run("en", func(t *testing.T) { phoneStory(t, chromium, "en", english(t)) })
+	t.Run("zh-CN", func(t *testing.T) { phoneStory(t, chromium, "zh-CN", chinese(t)) })
+}
+
+// phoneStory is TestBrowserPhone in one language; tr is its translator,
+// for what the pages must say.
+func phoneStory(t *testing.T, chromium, lang string, tr *tr) {
+	// Parts of sentences the story waits for, which the catalogue has
+	// only inside longer ones.
+	part := map[string][2]string{
+		"no region ID": {"has no RegionID", "没有 RegionID"},
+		"resumed":      {"You were logged out before this was saved", "保存前你已退出登录"},
+	}
+	say := func(key string) string {
+		if lang == "en" {
+			return part[key][0]
+		}
+		return part[key][1]
+	}
+	prefix := "phone-"
+	if lang != "en" {
+		prefix = lang + "-phone-"
+	}
 
 	var mu sync.Mutex
 	clients := 7
@@ -65,10 +90,10 @@ func TestBrowserPhone(t *testing.T) {
 	b.s.refresh = time.Second // the status page's own refresh, shortened
 
 	shots := screenshotDir(t)
-	ctx := newBrowser(t, chromium)
+	ctx := newBrowser(t, chromium, lang)
 	run := runner(t, ctx)
 	look := func(name string) chromedp.Action {
-		return chromedp.Tasks{screenshot(shots, "phone-"+name), layoutOK(name)}
+		return chromedp.Tasks{screenshot(shots, prefix+name), layoutOK(name), inLanguage(lang)}
 	}
 	url := b.srv.URL + "/"
 	// open loads a page and waits for the new document (newDocument).
@@ -81,16 +106,16 @@ func TestBrowserPhone(t *testing.T) {
 		look("01-login"),
 		chromedp.SendKeys(`#password`, "not the password"),
 		newDocument(chromedp.Submit(`#password`)),
-		waitText(`p.error`, "Wrong password"),
+		waitText(`p.error`, tr.S("login.wrong")),
 		look("02-login-wrong"),
 		chromedp.SendKeys(`#password`, testPassword),
 		newDocument(chromedp.Submit(`#password`)),
 		chromedp.WaitVisible(`#relay`),
 	)
 	run("status, with everything that needs attention",
-		waitText(`#warnings`, "Mesh peer derp2.example.com"),
-		waitText(`#warnings`, "client verification is off"),
-		waitText(`#reach-forward`, "Forward to"),
+		waitText(`#warnings`, tr.S("warn.mesh_peer", "Peer", "derp2.example.com:12345/192.168.1.20", "Err", "dial tcp 192.168.1.20:12345: connect: connection refused")),
+		waitText(`#warnings`, tr.S("warn.open")),
+		waitText(`#reach-forward`, tr.S("forward.to")),
 		chromedp.WaitVisible(`#traffic svg`),
 		look("03-status"),
 	)
@@ -114,7 +139,7 @@ func TestBrowserPhone(t *testing.T) {
 		chromedp.SetValue(`#region-id`, "5"),
 		chromedp.SetValue(`#region-code`, "Lab"),
 		newDocument(chromedp.Click(`form[action="/setup/region#region"] button`)),
-		waitText(`#region`, "outside 900–999"),
+		waitText(`#region`, tr.M("setting.region_id_range", map[string]any{"ID": 5})),
 		look("05-setup-error"),
 	)
 	// What a form shows while the box works is recorded by the page
@@ -140,8 +165,8 @@ func TestBrowserPhone(t *testing.T) {
 			close(release)
 			return nil
 		}),
-		waitText(`#ports p.flash`, "The DNS provider accepted the credential"),
-		waitJS(`(() => { const b = JSON.parse(sessionStorage.busy || "{}"); return b.disabled === true && b.note.includes("Checking the credential with the DNS provider"); })()`,
+		waitText(`#ports p.flash`, strings.TrimSpace(tr.S("flash.name_accepted"))),
+		waitJS(fmt.Sprintf(`(() => { const b = JSON.parse(sessionStorage.busy || "{}"); return b.disabled === true && b.note.includes(%q); })()`, tr.S("setup.name.busy_check")),
 			"the button disabled and the progress note shown while the check ran"),
 		look("06-setup-saved"),
 	)
@@ -149,7 +174,7 @@ func TestBrowserPhone(t *testing.T) {
 		open(url+"setup"),
 		chromedp.Evaluate(`document.querySelector('form[action="/setup/tailnet#tailnet"]').addEventListener("submit", ev => ev.preventDefault())`, nil),
 		chromedp.Click(`form[action="/setup/tailnet#tailnet"] button`),
-		waitText(`#tailnet p.busy`, "Logging the box in to the tailnet"),
+		waitText(`#tailnet p.busy`, tr.S("setup.tailnet.busy")),
 		chromedp.ScrollIntoView(`#tailnet p.busy`),
 		look("07-setup-busy"),
 	)
@@ -168,7 +193,7 @@ func TestBrowserPhone(t *testing.T) {
 	run("a map check",
 		chromedp.SetValue(`#map`, `{"Regions":{"900":{"RegionID":900,"RegionCode":"home","RegionName":"Home","Nodes":[{"Name":"900a","HostName":"derp.example.com","DERPPort":443}]}}}`),
 		newDocument(chromedp.Click(`form[action="/derpmap/check#check"] button`)),
-		waitText(`#report`, "has no RegionID"),
+		waitText(`#report`, say("no region ID")),
 		look("09-derpmap-check"),
 	)
 	run("a refused form",
@@ -176,7 +201,7 @@ func TestBrowserPhone(t *testing.T) {
 		chromedp.WaitVisible(`#ports`),
 		chromedp.Evaluate(`document.querySelector('form[action="/setup/ports#ports"] input[name=csrf]').value = "stale"`, nil),
 		newDocument(chromedp.Click(`form[action="/setup/ports#ports"] button`)),
-		waitText(`p.error`, "The form expired"),
+		waitText(`p.error`, tr.S("message.csrf")),
 		look("10-refused"),
 	)
 	run("a form after the login ended",
@@ -185,11 +210,11 @@ func TestBrowserPhone(t *testing.T) {
 		chromedp.ActionFunc(func(context.Context) error { b.clock.Advance(sessionIdle + time.Minute); return nil }),
 		chromedp.SetValue(`#derp-port`, "4444"),
 		newDocument(chromedp.Click(`form[action="/setup/ports#ports"] button`)),
-		waitText(`.warning`, "You were logged out"),
+		waitText(`.warning`, tr.S("login.logged_out")),
 		look("11-login-resume"),
 		chromedp.SendKeys(`#password`, testPassword),
 		newDocument(chromedp.Submit(`#password`)),
-		waitText(`main`, "You were logged out before this was saved"),
+		waitText(`main`, say("resumed")),
 		waitValue(`#derp-port`, "4444"),
 	)
 	if got := b.store.Config().Relay.DERPPort; got != 12345 {

@@ -80,7 +80,7 @@ func bucketTraffic(samples []relay.TrafficSample, now time.Time) []trafficPoint 
 }
 
 // trafficCharts draws the points: one chart of clients, one of Mbit/s.
-func trafficCharts(points []trafficPoint, now time.Time) []chartView {
+func trafficCharts(t *tr, points []trafficPoint, now time.Time) []chartView {
 	start := now.Add(-chartSpan).Truncate(chartBucket)
 	maxClients, maxMbps := 0.0, 0.0
 	for _, p := range points {
@@ -107,18 +107,18 @@ func trafficCharts(points []trafficPoint, now time.Time) []chartView {
 	}
 	return []chartView{
 		{
-			Title: "Clients",
+			Title: t.S("status.chart.clients"),
 			Max:   strconv.Itoa(int(topClients)),
 			Series: []chartSeries{
-				{"connected", "line-clients", path(func(p trafficPoint) float64 { return float64(p.Clients) }, topClients)},
+				{t.S("status.chart.connected"), "line-clients", path(func(p trafficPoint) float64 { return float64(p.Clients) }, topClients)},
 			},
 		},
 		{
-			Title: "Mbit/s",
+			Title: t.S("status.chart.mbps"),
 			Max:   strconv.FormatFloat(topMbps, 'f', -1, 64),
 			Series: []chartSeries{
-				{"out (the line's upload)", "line-out", path(func(p trafficPoint) float64 { return p.MbpsOut }, topMbps)},
-				{"in", "line-in", path(func(p trafficPoint) float64 { return p.MbpsIn }, topMbps)},
+				{t.S("status.chart.out"), "line-out", path(func(p trafficPoint) float64 { return p.MbpsOut }, topMbps)},
+				{t.S("status.chart.in"), "line-in", path(func(p trafficPoint) float64 { return p.MbpsIn }, topMbps)},
 			},
 		},
 	}

@@ -39,8 +39,9 @@ func isExec(p string) bool {
 	return err == nil && fi.Mode()&0111 != 0
 }
 
-// newBrowser starts a headless Chromium that talks to loopback only.
-func newBrowser(t *testing.T, path string) context.Context {
+// newBrowser starts a headless Chromium that talks to loopback only, set
+// to the language lang (e.g. "zh-CN"), which it also asks pages for.
+func newBrowser(t *testing.T, path, lang string) context.Context {
 	t.Helper()
 	// A fresh profile, removed after Chromium has exited (t.TempDir
 	// would race with Chromium's last writes).
@@ -63,6 +64,8 @@ func newBrowser(t *testing.T, path string) context.Context {
 		chromedp.Flag("disable-extensions", true),
 		chromedp.Flag("disable-default-apps", true),
 		chromedp.Flag("no-proxy-server", true),
+		chromedp.Flag("lang", lang),
+		chromedp.Flag("accept-lang", lang),
 		// Nothing but loopback resolves, so the browser cannot wander off.
 		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
 	}
@@ -323,4 +326,10 @@ func layoutOK(page string) chromedp.Action {
 		}
 		return nil
 	})
+}
+
+// inLanguage checks that the page is in lang: it says so, and the
+// browser's own Accept-Language led there (no switch was used).
+func inLanguage(lang string) chromedp.Action {
+	return waitJS(fmt.Sprintf(`document.documentElement.lang === %q`, lang), "a page in "+lang)
 }

@@ -25,7 +25,7 @@ func secretField(provider string) string {
 // typedSecret is the credential the user typed for provider, as the
 // store keeps it ("" if none was typed): the secret field, or for a key
 // pair both halves, which are only saved together.
-func typedSecret(f map[string][]string, provider string, errs fieldErrs) string {
+func typedSecret(t *tr, f map[string][]string, provider string, errs fieldErrs) string {
 	fields, ok := keyPairFields[provider]
 	if !ok {
 		return strings.TrimSpace(first(f["secret"]))
@@ -35,23 +35,23 @@ func typedSecret(f map[string][]string, provider string, errs fieldErrs) string 
 	case k.ID == "" && k.Secret == "":
 		return ""
 	case k.ID == "" || k.Secret == "":
-		errs.add(fields[1], "Paste both halves of the key: they are checked and saved together.")
+		errs.add(fields[1], t.S("setup.err.both_halves"))
 		return ""
 	}
 	return k.Encode()
 }
 
 // missingSecret asks for provider's credential.
-func missingSecret(provider string) string {
+func missingSecret(t *tr, provider string) string {
 	switch provider {
 	case config.ProviderCloudflare:
-		return "Paste a Cloudflare API token with the permissions Zone:Read and DNS:Edit for your zone."
+		return t.S("setup.err.missing_cloudflare")
 	case config.ProviderTencentCloud:
-		return "Paste the SecretId and SecretKey of a Tencent Cloud API key (访问管理 → API密钥管理) whose user may edit the domain's DNSPod records."
+		return t.S("setup.err.missing_dnspod")
 	case config.ProviderAliDNS:
-		return "Paste the ID and secret of an Alibaba Cloud AccessKey whose RAM user has AliyunDNSFullAccess."
+		return t.S("setup.err.missing_alidns")
 	}
-	return "Paste the TSIG secret (base64) of the key named above."
+	return t.S("setup.err.missing_tsig")
 }
 
 // scrubKey removes a DNS credential (for a key pair: its secret half)

@@ -1,11 +1,11 @@
 package webui
 
 import (
-	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -114,7 +114,8 @@ type refusals struct {
 type refusalKind struct {
 	Total    int64     // since start
 	Last     time.Time // when the latest came
-	LastFrom string    // e.g. "203.0.113.5 for derp.example.com"
+	LastSrc  string    // where the latest came from, e.g. "203.0.113.5"
+	LastHost string    // the name it asked for (refusedHost), e.g. "evil.example"
 
 	loggedAt   time.Time // when one was last logged in full
 	suppressed int       // since then, not yet summarised
@@ -127,8 +128,12 @@ const (
 	refusedHost   = "host"   // a Host the box does not answer to
 )
 
-// note counts one refusal of kind from src; what describes the request.
-func (rs *refusals) note(kind, src, what string) {
+// note counts one refusal of kind from src, asking for host.
+func (rs *refusals) note(kind, src, host string) {
+	what := "from " + src
+	if kind == refusedHost {
+		what += " for " + strconv.Quote(host)
+	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rs.kinds == nil {
@@ -141,7 +146,7 @@ func (rs *refusals) note(kind, src, what string) {
 	}
 	now := rs.now()
 	k.Total++
-	k.Last, k.LastFrom = now, what
+	k.Last, k.LastSrc, k.LastHost = now, src, host
 	if !k.loggedAt.IsZero() && now.Sub(k.loggedAt) < refusalLogEvery {
 		k.suppressed++
 		if len(k.sources) < 1000 {
@@ -169,7 +174,7 @@ func (rs *refusals) stats(kind string) refusalKind {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if k := rs.kinds[kind]; k != nil {
-		return refusalKind{Total: k.Total, Last: k.Last, LastFrom: k.LastFrom}
+		return refusalKind{Total: k.Total, Last: k.Last, LastSrc: k.LastSrc, LastHost: k.LastHost}
 	}
 	return refusalKind{}
 }
@@ -179,13 +184,13 @@ func (rs *refusals) stats(kind string) refusalKind {
 func (s *Server) guard(w http.ResponseWriter, r *http.Request) bool {
 	src := remoteAddr(r)
 	if !isPrivateSource(src) {
-		s.refused.note(refusedSource, src.String(), fmt.Sprintf("from %v", src))
-		http.Error(w, "403 Forbidden: the web UI answers only on the local network", http.StatusForbidden)
+		s.refused.note(refusedSource, src.String(), r.Host)
+		http.Error(w, s.tr(r).S("http.not_local"), http.StatusForbidden)
 		return true
 	}
 	if !s.hostAllowed(r) {
-		s.refused.note(refusedHost, src.String(), fmt.Sprintf("from %v for %q", src, r.Host))
-		http.Error(w, fmt.Sprintf("403 Forbidden: this box answers only to its own names and addresses, and %q is not one of them. Open it by its LAN address or its name on your network.", r.Host), http.StatusForbidden)
+		s.refused.note(refusedHost, src.String(), r.Host)
+		http.Error(w, s.tr(r).S("http.foreign_host", "Host", strconv.Quote(r.Host)), http.StatusForbidden)
 		return true
 	}
 	return false

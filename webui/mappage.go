@@ -70,13 +70,14 @@ func (s *Server) homeMap(c config.Config, omit bool) *tailcfg.DERPMap {
 }
 
 func (s *Server) mapView(r *http.Request) (mapView, error) {
+	t := s.tr(r)
 	c := s.o.Store.Config()
 	omit := r.FormValue("omit") == "1"
 	v := mapView{Configured: c.Hostname != "", Hostname: c.Hostname, Omit: omit, MaxMap: maxMap, MaxMapText: fmt.Sprintf("%d KiB", maxMap>>10)}
 	if omit {
 		v.OmitQuery = "?omit=1"
 	}
-	v.PeerRelay = s.peerRelayState(r.Context(), c)
+	v.PeerRelay = s.peerRelayState(r.Context(), t, c)
 	if !v.Configured {
 		return v, nil
 	}
@@ -107,23 +108,24 @@ func (s *Server) mapView(r *http.Request) (mapView, error) {
 }
 
 func (s *Server) mapPage(w http.ResponseWriter, r *http.Request, u *user) {
+	t := s.tr(r)
 	v, err := s.mapView(r)
 	if err != nil {
 		s.o.Logf("webui: rendering the DERP map: %v", err)
-		http.Error(w, "500 internal error: the DERP map could not be rendered; the log has details", http.StatusInternalServerError)
+		http.Error(w, t.S("http.map_failed"), http.StatusInternalServerError)
 		return
 	}
 	if d := s.sessions.takeDraft(u.session, "/derpmap"); d != nil {
 		v.CheckInput, v.Resumed = d.Values.Get("map"), true
 	}
-	s.render(w, r, http.StatusOK, "derpmap", s.newPage(u, "DERP map", "derpmap", v))
+	s.render(w, r, http.StatusOK, "derpmap", s.newPage(u, t.S("nav.derpmap"), "derpmap", v))
 }
 
 // mapDownload serves one form of the map as a file.
 func (s *Server) mapDownload(w http.ResponseWriter, r *http.Request, u *user) {
 	c := s.o.Store.Config()
 	if c.Hostname == "" {
-		http.Error(w, "409 Conflict: the box has no hostname yet, so there is no map; finish Setup step 1", http.StatusConflict)
+		http.Error(w, s.tr(r).S("http.no_map"), http.StatusConflict)
 		return
 	}
 	m := s.homeMap(c, r.FormValue("omit") == "1")
@@ -146,7 +148,7 @@ func (s *Server) mapDownload(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	if err != nil || b == nil {
 		s.o.Logf("webui: rendering %s: %v", name, err)
-		http.Error(w, "500 internal error: the DERP map could not be rendered", http.StatusInternalServerError)
+		http.Error(w, s.tr(r).S("http.map_failed"), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", ctype)
@@ -158,11 +160,12 @@ func (s *Server) mapDownload(w http.ResponseWriter, r *http.Request, u *user) {
 // answers the POST with the result directly instead of redirecting; the
 // map stays in the text box either way.
 func (s *Server) mapCheck(w http.ResponseWriter, r *http.Request, u *user) {
+	t := s.tr(r)
 	v, err := s.mapView(r)
 	if err != nil {
 		s.o.Logf("webui: rendering the DERP map: %v", err)
 	}
-	in, problem := pastedMap(r)
+	in, problem := pastedMap(t, r)
 	v.CheckInput = in
 	if problem != "" {
 		v.CheckError = problem
@@ -170,7 +173,7 @@ func (s *Server) mapCheck(w http.ResponseWriter, r *http.Request, u *user) {
 			writeJSON(w, http.StatusBadRequest, messageView{v.CheckError})
 			return
 		}
-		s.render(w, r, http.StatusBadRequest, "derpmap", s.newPage(u, "DERP map", "derpmap", v))
+		s.render(w, r, http.StatusBadRequest, "derpmap", s.newPage(u, t.S("nav.derpmap"), "derpmap", v))
 		return
 	}
 	c := s.o.Store.Config()
@@ -179,30 +182,31 @@ func (s *Server) mapCheck(w http.ResponseWriter, r *http.Request, u *user) {
 		home = s.homeMap(c, false).Regions[c.Region.ID]
 	}
 	rep := derpmap.Check([]byte(in), home)
+	rep.Findings = t.findings(rep.Findings)
 	v.Check = &rep
 	if wantsJSON(r) {
 		writeJSON(w, http.StatusOK, rep)
 		return
 	}
-	s.render(w, r, http.StatusOK, "derpmap", s.newPage(u, "DERP map", "derpmap", v))
+	s.render(w, r, http.StatusOK, "derpmap", s.newPage(u, t.S("nav.derpmap"), "derpmap", v))
 }
 
 // pastedMap returns the map of the check form: the uploaded file if there
 // is one, else the text box. A map over maxMap comes with a problem for
 // the user, and as much of it as the text box keeps.
-func pastedMap(r *http.Request) (in, problem string) {
+func pastedMap(t *tr, r *http.Request) (in, problem string) {
 	in = r.PostForm.Get("map")
 	if r.MultipartForm != nil {
 		if fhs := r.MultipartForm.File["mapfile"]; len(fhs) > 0 && fhs[0].Size > 0 {
 			b, err := readUpload(fhs[0])
 			if err != nil {
-				return in, "The uploaded file could not be read: " + err.Error()
+				return in, t.S("map.check.upload_unreadable", "Err", err.Error())
 			}
 			in = string(b)
 		}
 	}
 	if len(in) > maxMap {
-		return strings.ToValidUTF8(in[:maxMap], ""), fmt.Sprintf("This map is larger than %d KiB, the most the checker reads; only its beginning is kept above.", maxMap>>10)
+		return strings.ToValidUTF8(in[:maxMap], ""), t.S("map.check.too_large", "KiB", maxMap>>10)
 	}
 	return in, ""
 }

@@ -175,7 +175,7 @@ func TestStatusWarnings(t *testing.T) {
 			}
 			tt.modify(&c, &r, &d, &tn)
 			dv := dnsSummary(c, &d)
-			ws := warnings(c, &r, &d, tn, dv, now)
+			ws := warnings(english(t), c, &r, &d, tn, dv, now)
 			if tt.want == "" {
 				if len(ws) > 0 {
 					t.Errorf("warnings: got %q, want none", ws)
@@ -341,7 +341,7 @@ func TestMetrics(t *testing.T) {
 // rendering answers a plain 500, not half a page with status 200.
 func TestTemplateErrorIsClean500(t *testing.T) {
 	b := newBox(t, nil).configured().login()
-	b.s.tmpl["status"] = template.Must(template.New("x").Parse(`{{define "layout"}}<html>half a page{{.Body.NoSuchField}}{{end}}`))
+	b.s.langs[0].tmpl["status"] = template.Must(template.New("x").Parse(`{{define "layout"}}<html>half a page{{.Body.NoSuchField}}{{end}}`))
 	resp, body := b.get("/")
 	mustStatus(t, "broken template", resp, body, http.StatusInternalServerError)
 	if strings.Contains(body, "half a page") {

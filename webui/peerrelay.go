@@ -3,7 +3,6 @@ package webui
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -52,7 +51,7 @@ func (v peerRelayView) Applied() bool {
 const boxPlaceholder = "tag:homederp"
 
 // peerRelayState asks the box's tailscaled about its peer relay, briefly.
-func (s *Server) peerRelayState(ctx context.Context, c config.Config) peerRelayView {
+func (s *Server) peerRelayState(ctx context.Context, t *tr, c config.Config) peerRelayView {
 	v := peerRelayView{
 		Enabled:   c.PeerRelay.Enabled,
 		Port:      c.PeerRelay.Port,
@@ -61,9 +60,9 @@ func (s *Server) peerRelayState(ctx context.Context, c config.Config) peerRelayV
 	if lc := s.tailscaled(c); lc != nil {
 		ctx, cancel := context.WithTimeout(ctx, tailnetAskTimeout)
 		defer cancel()
-		v.ask(ctx, lc)
+		v.ask(ctx, t, lc)
 	} else {
-		v.Error = "this build runs no tailscaled"
+		v.Error = t.S("tailscaled.none")
 	}
 	name := v.Box
 	if name == "" {
@@ -74,7 +73,7 @@ func (s *Server) peerRelayState(ctx context.Context, c config.Config) peerRelayV
 }
 
 // ask fills in what tailscaled reports.
-func (v *peerRelayView) ask(ctx context.Context, lc *local.Client) {
+func (v *peerRelayView) ask(ctx context.Context, t *tr, lc *local.Client) {
 	if st, err := lc.StatusWithoutPeers(ctx); err == nil && st.Self != nil {
 		var tags []string
 		if st.Self.Tags != nil {
@@ -86,9 +85,9 @@ func (v *peerRelayView) ask(ctx context.Context, lc *local.Client) {
 	switch {
 	case errors.Is(err, peerrelay.ErrUnsupported):
 		v.Unsupported = true
-		v.Error = "the box's tailscaled was built without the peer relay server"
+		v.Error = t.S("peerrelay.unsupported")
 	case err != nil:
-		v.Error = "cannot reach the box's tailscaled: " + plainLocalAPIError(err)
+		v.Error = t.S("tailscaled.unreachable", "Err", plainLocalAPIError(t, err))
 		return
 	}
 	v.Tailscaled = &st
@@ -102,29 +101,29 @@ func (v *peerRelayView) ask(ctx context.Context, lc *local.Client) {
 
 // peerRelayWarnings are the status page's warnings about the peer relay:
 // only when it is meant to be on, or tailscaled relays against the switch.
-func peerRelayWarnings(v peerRelayView) []string {
+func peerRelayWarnings(t *tr, v peerRelayView) []string {
 	var ws []string
 	st := v.Tailscaled
 	switch {
 	case !v.Enabled:
 		if st != nil && st.Port != 0 {
-			ws = append(ws, fmt.Sprintf("The peer relay is switched off, but the box's tailscaled still relays on UDP %d.", st.Port))
+			ws = append(ws, t.S("peerrelay.warn.still_on", "Port", st.Port))
 		}
 	case v.Unsupported:
-		ws = append(ws, "The peer relay is switched on, but the box's tailscaled was built without the peer relay server.")
+		ws = append(ws, t.S("peerrelay.warn.unsupported"))
 	case st == nil:
-		ws = append(ws, fmt.Sprintf("The peer relay is switched on (UDP %d), but the box's tailscaled cannot be asked whether it relays: %s.", v.Port, v.Error))
+		ws = append(ws, t.S("peerrelay.warn.unknown", "Port", v.Port, "Err", v.Error))
 	case st.Port != v.Port:
-		ws = append(ws, fmt.Sprintf("The peer relay is switched on for UDP %d, but the box's tailscaled has not taken the setting yet; the box keeps trying.", v.Port))
+		ws = append(ws, t.S("peerrelay.warn.pending", "Port", v.Port))
 	case !st.Running:
-		ws = append(ws, fmt.Sprintf("The box's tailscaled is set to relay on UDP %d, but its relay server is not running: the port may be taken on the box, or the control server turned relaying off for this node.", v.Port))
+		ws = append(ws, t.S("peerrelay.warn.not_running", "Port", v.Port))
 	}
 	return ws
 }
 
-func readPeerRelay(f url.Values, errs fieldErrs) change {
+func readPeerRelay(t *tr, f url.Values, errs fieldErrs) change {
 	enabled := checked(f, "peer_relay.enabled")
-	port, portOK := atoi(errs, f, "peer_relay.port")
+	port, portOK := atoi(t, errs, f, "peer_relay.port")
 	return func(c *config.Config) {
 		c.PeerRelay.Enabled = enabled
 		if portOK {
@@ -136,30 +135,31 @@ func readPeerRelay(f url.Values, errs fieldErrs) change {
 // savePeerRelay is the setup page's peer relay switch: save the
 // configuration, then tell the box's tailscaled.
 func (s *Server) savePeerRelay(w http.ResponseWriter, r *http.Request, u *user) {
+	t := s.tr(r)
 	errs := fieldErrs{}
-	c, ok := s.apply(w, r, u, "peerrelay", readPeerRelay(r.PostForm, errs), errs)
+	c, ok := s.apply(w, r, u, "peerrelay", readPeerRelay(t, r.PostForm, errs), errs)
 	if !ok {
 		return
 	}
-	state := "off"
+	state := t.S("peerrelay.status.off")
 	if c.PeerRelay.Enabled {
-		state = fmt.Sprintf("on, UDP %d", c.PeerRelay.Port)
+		state = t.S("peerrelay.status.on", "Port", c.PeerRelay.Port)
 	}
 	lc := s.tailscaled(c)
 	if lc == nil {
-		s.done(w, r, u, "peerrelay", "Saved the peer relay (%s), but this build runs no tailscaled to relay.", state)
+		s.done(w, r, u, "peerrelay", t.S("flash.peerrelay_no_tailscaled", "State", state))
 		return
 	}
 	ctx, cancel := reqCtx(r, 10*time.Second)
 	defer cancel()
 	if _, err := peerrelay.Apply(ctx, lc, c.PeerRelay.ActivePort()); err != nil {
 		s.o.Logf("webui: peer relay: %v", err)
-		s.done(w, r, u, "peerrelay", "Saved the peer relay (%s), but the box's tailscaled could not be told: %s. The box keeps trying.", state, plainLocalAPIError(err))
+		s.done(w, r, u, "peerrelay", t.S("flash.peerrelay_not_told", "State", state, "Err", plainLocalAPIError(t, err)))
 		return
 	}
 	if !c.PeerRelay.Enabled {
-		s.done(w, r, u, "peerrelay", "The box's tailscaled no longer relays for other nodes.")
+		s.done(w, r, u, "peerrelay", t.S("flash.peerrelay_off"))
 		return
 	}
-	s.done(w, r, u, "peerrelay", "The box's tailscaled now relays on UDP %d. Forward that port on the router and add the grant from the DERP map page to your policy.", c.PeerRelay.Port)
+	s.done(w, r, u, "peerrelay", t.S("flash.peerrelay_on", "Port", c.PeerRelay.Port))
 }

@@ -31,9 +31,9 @@ type reachView struct {
 	ManualForward []forwardRule `json:"manual_forward,omitempty"`
 }
 
-func (s *Server) reach(c config.Config, rs *relay.Status, ps *portmap.Status, ds *ddns.Status, dns dnsView) reachView {
+func (s *Server) reach(t *tr, c config.Config, rs *relay.Status, ps *portmap.Status, ds *ddns.Status, dns dnsView) reachView {
 	v := reachView{MappingOn: c.PortMapping.Enabled, Mapping: ps}
-	fwd := s.forward(c)
+	fwd := s.forward(t, c)
 	// A forward the router keeps for the box needs nothing from the
 	// user; every other one (all of them while the router refuses, and
 	// a reverse proxy's, which the box cannot ask for) is shown to make
@@ -57,9 +57,9 @@ func (s *Server) reach(c config.Config, rs *relay.Status, ps *portmap.Status, ds
 	}
 	switch {
 	case !c.PortMapping.Enabled:
-		v.Router = "Port mapping is off (Setup, step 2): the router forwards only what you set up on it by hand."
+		v.Router = t.S("reach.mapping_off")
 	case ps == nil:
-		v.Router = "The port-mapping status is not available."
+		v.Router = t.S("reach.mapping_unavailable")
 	case ps.AllMapped():
 		var via []string
 		for _, m := range ps.Mappings {
@@ -67,78 +67,67 @@ func (s *Server) reach(c config.Config, rs *relay.Status, ps *portmap.Status, ds
 				via = append(via, m.Via)
 			}
 		}
-		v.Router = fmt.Sprintf("The router forwards %s to this box (asked over %s); the box renews the forward before its lease ends.", joinAnd(done), strings.Join(via, ", "))
+		v.Router = t.S("reach.mapped", "Ports", joinAnd(t, done), "Via", strings.Join(via, ", "))
 	case ps.LastRound.IsZero() && ps.Problem == "":
-		v.Router = "The box has not asked the router yet."
+		v.Router = t.S("reach.not_asked")
 	default:
-		v.Router = ps.Problem
+		v.Router = t.text(ps.Texts.Problem, ps.Problem)
 	}
 	if ps != nil && ps.Hairpin != nil {
 		v.HairpinOK = ps.Hairpin.OK
 		to := ps.Hairpin.To
 		if to == "" {
-			to = "its public address"
+			to = t.S("reach.its_public_address")
 		}
-		v.Hairpin = fmt.Sprintf("Hairpin check (the box dialling %s through the router, as a client on the Internet would): %s.", to, ps.Hairpin.Detail)
+		v.Hairpin = t.S("reach.hairpin", "To", to, "Detail", t.text(ps.Hairpin.DetailText, ps.Hairpin.Detail))
 	}
 
 	if rs != nil && rs.Reach.Clients > 0 {
 		v.Proven = true
-		v.Evidence = fmt.Sprintf("Reached from the Internet by %d %s, last at %s from %s.",
-			rs.Reach.Clients, plural(rs.Reach.Clients, "client", "clients"), rs.Reach.Last.UTC().Format("2006-01-02 15:04:05 UTC"), rs.Reach.LastFrom)
+		v.Evidence = t.N("reach.proven", rs.Reach.Clients, "Last", rs.Reach.Last.UTC().Format("2006-01-02 15:04:05 UTC"), "From", rs.Reach.LastFrom)
 		return v
 	}
-	v.Evidence = "Not yet proven reachable from the Internet: no DERP client has connected from a public address since the relay started."
+	v.Evidence = t.S("reach.unproven")
 	if rs != nil && rs.Reach.LANConnections > 0 {
-		v.Evidence += fmt.Sprintf(" (%d %s from the LAN do not count.)", rs.Reach.LANConnections, plural(int(rs.Reach.LANConnections), "connection", "connections"))
+		v.Evidence += t.N("reach.lan", int(rs.Reach.LANConnections))
 	}
 	if len(v.ManualForward) > 0 {
-		v.Checks = append(v.Checks, fmt.Sprintf("The router forwards %s (the table below), or allows UPnP so the box can ask.", forwardText(v.ManualForward)))
+		v.Checks = append(v.Checks, t.S("reach.check_forward", "Forward", forwardText(t, v.ManualForward)))
 	}
 	if ps != nil && ps.ExternalProblem != "" {
-		v.Checks = append(v.Checks, ps.ExternalProblem)
+		v.Checks = append(v.Checks, t.text(ps.Texts.ExternalProblem, ps.ExternalProblem))
 	} else if ds != nil && (ds.NoIPv4 || ds.CGNAT) {
-		v.Checks = append(v.Checks, "The line has no public IPv4 address (CGNAT): only clients with IPv6 can reach the box; ask the carrier for a public IPv4 address.")
+		v.Checks = append(v.Checks, t.S("reach.check_cgnat"))
 	}
-	if ps != nil && ps.IPv6 != "" && !strings.HasPrefix(ps.IPv6, "Open") && !strings.HasPrefix(ps.IPv6, "The router's IPv6 firewall is off") {
-		v.Checks = append(v.Checks, ps.IPv6)
+	if ps != nil && ps.IPv6 != "" && ps.Texts.IPv6.ID != "router.ipv6_open" && ps.Texts.IPv6.ID != "router.firewall_off" {
+		v.Checks = append(v.Checks, t.text(ps.Texts.IPv6, ps.IPv6))
 	}
 	if dns.Match == "no" {
-		v.Checks = append(v.Checks, fmt.Sprintf("DNS serves the wrong address for %s (see Address and DNS).", c.Hostname))
+		v.Checks = append(v.Checks, t.S("reach.check_dns", "Host", c.Hostname))
 	}
-	v.Checks = append(v.Checks,
-		"A client away from home (a phone on mobile data) has the DERP map with this region and uses it: "+
-			"tailscale netcheck tests only STUN, so it does not prove that the DERP port is open.",
-		"Some carriers block inbound connections to home lines on some ports; try another DERP port (Setup, step 2).")
+	v.Checks = append(v.Checks, t.S("reach.check_client"), t.S("reach.check_carrier"))
 	return v
 }
 
 // forwardText says where rules go, for people: "TCP 12345 and UDP 3478
 // to 192.168.1.23", or with a reverse proxy "TCP 443 to your reverse
 // proxy and UDP 3478 to 192.168.1.23".
-func forwardText(rules []forwardRule) string {
+func forwardText(t *tr, rules []forwardRule) string {
 	var parts, ports []string
 	for i, r := range rules {
 		ports = append(ports, fmt.Sprintf("%s %d", r.Proto, r.Port))
 		if i == len(rules)-1 || rules[i+1].To != r.To {
-			parts = append(parts, joinAnd(ports)+" to "+r.To)
+			parts = append(parts, t.S("reach.ports_to", "Ports", joinAnd(t, ports), "To", r.To))
 			ports = nil
 		}
 	}
-	return joinAnd(parts)
+	return joinAnd(t, parts)
 }
 
 // joinAnd lists words for people: "a", "a and b", "a, b and c".
-func joinAnd(ws []string) string {
+func joinAnd(t *tr, ws []string) string {
 	if len(ws) < 2 {
 		return strings.Join(ws, "")
 	}
-	return strings.Join(ws[:len(ws)-1], ", ") + " and " + ws[len(ws)-1]
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
+	return t.S("word.and", "List", strings.Join(ws[:len(ws)-1], t.S("word.comma")), "Last", ws[len(ws)-1])
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/homederp/homederp/appliance/config"
+	"github.com/homederp/homederp/internal/usermsg"
 	"github.com/homederp/homederp/relay"
 	"github.com/homederp/homederp/relay/portmap"
 )
@@ -48,6 +49,7 @@ func refusedStatus(now time.Time) portmap.Status {
 		Mappings:  []portmap.Mapping{no("tcp", 12345), no("udp", 3478)},
 		Problem:   "The router does not forward tcp 12345, udp 3478 to the box: no router protocol answered.",
 		LastRound: now.Add(-time.Minute),
+		Texts:     portmap.Texts{Problem: usermsg.Msg{ID: "router.no_answer", Args: map[string]any{"Ports": "tcp 12345, udp 3478"}}},
 	}
 }
 
@@ -155,7 +157,7 @@ func TestReachView(t *testing.T) {
 				c.ReverseProxy = config.ReverseProxy{Enabled: true, PublicPort: 443, Trusted: []string{"192.168.1.2"}}
 			}
 			rs := relay.Status{Reach: tt.reach}
-			v := b.s.reach(c, &rs, &tt.ps, nil, dnsView{Match: "yes"})
+			v := b.s.reach(english(t), c, &rs, &tt.ps, nil, dnsView{Match: "yes"})
 			if v.Proven != tt.proven || !strings.HasPrefix(v.Router, tt.router) || (len(v.ManualForward) > 0) != tt.manual {
 				t.Errorf("got proven %v router %q manual %+v; want %v, %q…, manual %v", v.Proven, v.Router, v.ManualForward, tt.proven, tt.router, tt.manual)
 			}
@@ -165,7 +167,7 @@ func TestReachView(t *testing.T) {
 					t.Errorf("checks: got %q, want %q", v.Checks, want)
 				}
 			}
-			ws := reachWarnings(c, v)
+			ws := reachWarnings(english(t), c, v)
 			if tt.noWarning && len(ws) > 0 {
 				t.Errorf("warnings: got %q, want none", ws)
 			}
@@ -210,7 +212,7 @@ func TestChart(t *testing.T) {
 	if len(points) != 2 || points[0].Clients != 3 || points[0].MbpsOut != 0.2 || points[1].MbpsIn != 1.5 {
 		t.Fatalf("buckets: got %+v", points)
 	}
-	charts := trafficCharts(points, now)
+	charts := trafficCharts(english(t), points, now)
 	if got := charts[0].Max; got != "3" {
 		t.Errorf("clients axis: got %q, want 3", got)
 	}

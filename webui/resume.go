@@ -60,11 +60,12 @@ type draftField struct{ Name, Value string }
 // loginToResume answers a browser's form post without a session: the
 // login page, with the form's values, leading back to the form.
 func (s *Server) loginToResume(w http.ResponseWriter, r *http.Request) {
+	t := s.tr(r)
 	v := loginView{Next: "/"}
 	page, anchor, ok := formPage(r.URL.Path)
 	if ok {
 		v.Next = page + "#" + anchor
-		v.Notice = "You were logged out (the login had ended), so this was not saved."
+		v.Notice = t.S("login.logged_out")
 	}
 	if ok && s.parseBody(w, r) == nil {
 		d := &draft{Page: page, Action: r.URL.Path, Values: url.Values{}}
@@ -78,9 +79,9 @@ func (s *Server) loginToResume(w http.ResponseWriter, r *http.Request) {
 		}
 		if size <= maxDraft {
 			v.Draft = d.login()
-			v.Notice += " Log in, and the form comes back with what you typed (secrets excepted) for you to check and save."
+			v.Notice += t.S("login.resume")
 		} else {
-			v.Notice += " What you typed was too large to keep; please enter it again after logging in."
+			v.Notice += t.S("login.resume_too_big")
 		}
 	}
 	s.renderLogin(w, r, http.StatusUnauthorized, v)

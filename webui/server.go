@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"io/fs"
 	"net/http"
 	"net/netip"
@@ -35,6 +34,7 @@ import (
 	"github.com/homederp/homederp/relay"
 	"github.com/homederp/homederp/relay/portmap"
 	"golang.org/x/net/xsrftoken"
+	"golang.org/x/text/language"
 	"tailscale.com/client/local"
 	"tailscale.com/types/logger"
 )
@@ -118,12 +118,14 @@ type Options struct {
 // Server is the web UI's http.Handler.
 type Server struct {
 	o        Options
-	tmpl     map[string]*template.Template
 	static   http.Handler
 	mux      *http.ServeMux
 	sessions sessions
 	limiter  loginLimiter
 	refused  refusals
+	langs    []*lang // the UI's languages, the default first
+	// langMatcher picks one of langs for an Accept-Language.
+	langMatcher language.Matcher
 	// refresh is how often the status page reloads its figures.
 	refresh time.Duration
 }
@@ -152,6 +154,10 @@ func New(o Options) (*Server, error) {
 	if err := s.sessions.open(); err != nil {
 		return nil, err
 	}
+	var err error
+	if s.langs, _, s.langMatcher, err = loadLocales(); err != nil {
+		return nil, err
+	}
 	if err := s.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -172,6 +178,7 @@ func (s *Server) routes() {
 	})
 	m.HandleFunc("GET /login", s.loginPage)
 	m.HandleFunc("POST /login", s.loginPost)
+	m.HandleFunc("GET /lang", s.setLang)
 	m.Handle("POST /logout", s.post(s.logoutPost))
 
 	m.Handle("GET /{$}", s.get(s.statusPage))
@@ -194,7 +201,7 @@ func (s *Server) routes() {
 
 	m.Handle("GET /metrics", s.get(func(w http.ResponseWriter, r *http.Request, _ *user) {
 		if s.o.Metrics == nil {
-			http.Error(w, "404 metrics are not available in this build", http.StatusNotFound)
+			http.Error(w, s.tr(r).S("http.no_metrics"), http.StatusNotFound)
 			return
 		}
 		s.o.Metrics.ServeHTTP(w, r)
@@ -266,7 +273,7 @@ func (s *Server) post(h userHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if o := r.Header.Get("Origin"); o != "" && o != "null" {
 			if ou, err := url.Parse(o); err != nil || ou.Host != r.Host {
-				s.forbidden(w, r, "This form was sent from another site ("+o+"), so it was refused.")
+				s.forbidden(w, r, s.tr(r).S("message.other_site", "Origin", o))
 				return
 			}
 		}
@@ -276,14 +283,14 @@ func (s *Server) post(h userHandler) http.Handler {
 		}
 		if err := s.parseBody(w, r); err != nil {
 			if mb := new(http.MaxBytesError); errors.As(err, &mb) {
-				s.badRequest(w, r, fmt.Sprintf("The form is larger than this page takes (%d KiB). Nothing was changed.", mb.Limit>>10))
+				s.badRequest(w, r, s.tr(r).S("message.too_large", "KiB", mb.Limit>>10))
 				return
 			}
-			s.badRequest(w, r, "The form could not be read ("+err.Error()+"). Nothing was changed.")
+			s.badRequest(w, r, s.tr(r).S("message.unreadable", "Err", err.Error()))
 			return
 		}
 		if !s.csrfValid(r.PostForm.Get("csrf"), u.csrfID(), r.URL.Path) {
-			s.forbidden(w, r, "The form expired or did not come from this page (its security token is missing or wrong). Nothing was changed; reload the page and try again.")
+			s.forbidden(w, r, s.tr(r).S("message.csrf"))
 			return
 		}
 		h(w, r, u)
@@ -301,12 +308,15 @@ func (s *Server) csrfValid(tok, userID, action string) bool {
 // page is what the layout template renders. Body is the page's own view;
 // it alone is the JSON answer.
 type page struct {
-	Title  string
-	Nav    string // "status", "setup" or "derpmap"; "" hides the nav
-	Flash  []flashMsg
-	CSRF   func(action string) string // token for a form posting to action
-	Body   any
-	Status int
+	Title string // in the page's language
+	Lang  string // e.g. "zh-CN"
+	// LangLinks switch to the other languages.
+	LangLinks []langLink
+	Nav       string // "status", "setup" or "derpmap"; "" hides the nav
+	Flash     []flashMsg
+	CSRF      func(action string) string // token for a form posting to action
+	Body      any
+	Status    int
 
 	session *session // whose flash messages the page shows
 }
@@ -328,7 +338,8 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 		writeJSON(w, status, p.Body)
 		return
 	}
-	t := s.tmpl[name]
+	l := s.langFor(r)
+	t := l.tmpl[name]
 	var buf bytes.Buffer
 	if t == nil {
 		s.o.Logf("webui: no template %q", name)
@@ -336,6 +347,8 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 		return
 	}
 	p.Status = status
+	p.Lang = l.Tag
+	p.LangLinks = s.langLinks(r, l, pagePath(name))
 	// Flash messages are for people: the status page refreshing itself
 	// (or a JSON poll, answered above) must not eat them.
 	if r.Header.Get(refreshHeader) == "" {
@@ -343,7 +356,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	}
 	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
 		s.o.Logf("webui: rendering %s: %v", name, err)
-		http.Error(w, "500 internal error while rendering the page; the log has details", http.StatusInternalServerError)
+		http.Error(w, l.tr.S("http.render_failed"), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -377,17 +390,27 @@ type messageView struct {
 }
 
 func (s *Server) badRequest(w http.ResponseWriter, r *http.Request, msg string) {
-	s.render(w, r, http.StatusBadRequest, "message", &page{Title: "Bad request", Body: messageView{msg}})
+	s.render(w, r, http.StatusBadRequest, "message", &page{Title: s.tr(r).S("message.bad_request"), Body: messageView{msg}})
 }
 
 func (s *Server) forbidden(w http.ResponseWriter, r *http.Request, msg string) {
-	s.render(w, r, http.StatusForbidden, "message", &page{Title: "Refused", Body: messageView{msg}})
+	s.render(w, r, http.StatusForbidden, "message", &page{Title: s.tr(r).S("message.refused"), Body: messageView{msg}})
+}
+
+// pagePath is where the page a template renders lives, for the language
+// switch to come back to after a form's answer.
+func pagePath(name string) string {
+	switch name {
+	case "setup", "derpmap", "login":
+		return "/" + name
+	}
+	return "/"
 }
 
 // flash queues a message for the user's next page (the target of a
 // redirect), shown in the section anchor ("" for the top).
-func (s *Server) flash(u *user, anchor, format string, args ...any) {
-	s.sessions.addFlash(u.session, flashMsg{anchor, fmt.Sprintf(format, args...)})
+func (s *Server) flash(u *user, anchor, msg string) {
+	s.sessions.addFlash(u.session, flashMsg{anchor, msg})
 }
 
 // reqCtx bounds the work one request does on behalf of the page.

@@ -2,7 +2,6 @@ package webui
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -36,27 +35,27 @@ type change func(*config.Config)
 type step struct {
 	name   string   // its section's anchor, e.g. "ports"
 	action string   // where its form posts, e.g. "/setup/ports"
-	label  string   // for a message in another step, e.g. "Step 2, ports"
+	label  string   // the catalogue's name for it in a message of another step, e.g. "setup.step.ports"
 	fields []string // its form fields, named like config paths, for messages
 	// read turns the form into the change it asks for, recording what
 	// cannot be parsed in errs.
-	read func(f url.Values, errs fieldErrs) change
+	read func(t *tr, f url.Values, errs fieldErrs) change
 }
 
 // steps are the setup's forms, in page order. The functions they name
 // are in setupname.go, setupsteps.go, setupcert.go, setuptailnet.go and
 // peerrelay.go.
 var steps = []step{
-	{"name", "/setup/name", "Step 1, name and DNS", []string{"hostname", "ddns.provider", "ddns.ipv4", "ddns.ipv6", "ddns.interval", "ddns.rfc2136.server",
+	{"name", "/setup/name", "setup.step.name", []string{"hostname", "ddns.provider", "ddns.ipv4", "ddns.ipv6", "ddns.interval", "ddns.rfc2136.server",
 		"ddns.rfc2136.zone", "ddns.rfc2136.key_name", "ddns.rfc2136.key_algorithm", "secret",
 		"tencentcloud.secret_id", "tencentcloud.secret_key", "alidns.access_key_id", "alidns.access_key_secret"}, readName},
-	{"ports", "/setup/ports", "Step 2, ports", []string{"relay.derp_port", "relay.stun_port", "port_mapping.enabled", "reverse_proxy.enabled", "reverse_proxy.public_host",
+	{"ports", "/setup/ports", "setup.step.ports", []string{"relay.derp_port", "relay.stun_port", "port_mapping.enabled", "reverse_proxy.enabled", "reverse_proxy.public_host",
 		"reverse_proxy.public_port", "reverse_proxy.trusted"}, readPorts},
-	{"region", "/setup/region", "Step 3, region", []string{"region.id", "region.code", "region.name", "region.node_name"}, readRegion},
-	{"cert", "/setup/cert", "Step 4, certificate", []string{"cert.mode", "cert.acme_ca", "cert.acme_email", "cert.pem", "cert.key"}, readCert},
-	{"tailnet", "/setup/tailnet", "Step 5, tailnet", []string{"tailnet.control_url", "auth_key"}, readTailnet},
-	{"verify", "/setup/verify", "Step 5, verify clients", []string{"relay.verify_clients", "relay.verify_client_url"}, readVerify},
-	{"peerrelay", "/setup/peerrelay", "Peer relay", []string{"peer_relay.enabled", "peer_relay.port"}, readPeerRelay},
+	{"region", "/setup/region", "setup.step.region", []string{"region.id", "region.code", "region.name", "region.node_name"}, readRegion},
+	{"cert", "/setup/cert", "setup.step.cert", []string{"cert.mode", "cert.acme_ca", "cert.acme_email", "cert.pem", "cert.key"}, readCert},
+	{"tailnet", "/setup/tailnet", "setup.step.tailnet", []string{"tailnet.control_url", "auth_key"}, readTailnet},
+	{"verify", "/setup/verify", "setup.step.verify", []string{"relay.verify_clients", "relay.verify_client_url"}, readVerify},
+	{"peerrelay", "/setup/peerrelay", "setup.step.peerrelay", []string{"peer_relay.enabled", "peer_relay.port"}, readPeerRelay},
 }
 
 func stepNamed(name string) *step {
@@ -98,15 +97,16 @@ type fieldErrs map[string][]string
 
 func (e fieldErrs) add(field, msg string) { e[field] = append(e[field], msg) }
 
-// addConfig spreads a config.Validate/Update error over the fields.
-func (e fieldErrs) addConfig(err error) {
+// addConfig spreads a config.Validate/Update error over the fields, in
+// the user's language.
+func (e fieldErrs) addConfig(t *tr, err error) {
 	if err == nil {
 		return
 	}
 	var ce config.Errors
 	if errors.As(err, &ce) {
 		for _, fe := range ce {
-			e.add(fe.Path, fe.Msg)
+			e.add(fe.Path, t.M(fe.ID, fe.Args))
 		}
 		return
 	}
@@ -129,7 +129,7 @@ func (s *Server) setupPage(w http.ResponseWriter, r *http.Request, u *user) {
 		sh.resumed = true
 		sh.step, _, _ = strings.Cut(strings.TrimPrefix(d.Action, "/setup/"), "/")
 		if st := stepNamed(sh.step); st != nil && st.action == d.Action {
-			sh.change = st.read(d.Values, fieldErrs{})
+			sh.change = st.read(s.tr(r), d.Values, fieldErrs{})
 		}
 	}
 	s.renderSetup(w, r, u, http.StatusOK, sh)
@@ -138,6 +138,7 @@ func (s *Server) setupPage(w http.ResponseWriter, r *http.Request, u *user) {
 // renderSetup shows the setup page: the saved settings, with a failed or
 // resumed form's values in its fields.
 func (s *Server) renderSetup(w http.ResponseWriter, r *http.Request, u *user, status int, sh shown) {
+	t := s.tr(r)
 	c := s.o.Store.Config()
 	form := c
 	if sh.change != nil {
@@ -151,8 +152,8 @@ func (s *Server) renderSetup(w http.ResponseWriter, r *http.Request, u *user, st
 		FailedStep:   sh.step,
 		PartlySaved:  sh.partly,
 		Resumed:      sh.resumed,
-		Forward:      s.forward(c),
-		RegionNotes:  derpmap.RegionIDFindings(c.Region.ID),
+		Forward:      s.forward(t, c),
+		RegionNotes:  t.findings(derpmap.RegionIDFindings(c.Region.ID)),
 		CertDir:      s.o.CertDir,
 		CertUpload:   s.o.InstallManualCert != nil,
 		DNSChecker:   s.o.CheckDNSCredential != nil,
@@ -180,7 +181,7 @@ func (s *Server) renderSetup(w http.ResponseWriter, r *http.Request, u *user, st
 			}
 			for _, m := range msgs {
 				if field != "" {
-					m = fieldLabel(field) + ": " + m
+					m = t.S("setup.other_field", "Step", fieldLabel(t, field), "Msg", m)
 				}
 				v.OtherErrors = append(v.OtherErrors, m)
 			}
@@ -189,16 +190,16 @@ func (s *Server) renderSetup(w http.ResponseWriter, r *http.Request, u *user, st
 	}
 	ctx, cancel := reqCtx(r, 4*time.Second)
 	defer cancel()
-	v.Tailnet = s.tailnetState(ctx, c)
-	v.PeerRelay = s.peerRelayState(ctx, c)
-	s.render(w, r, status, "setup", s.newPage(u, "Setup", "setup", v))
+	v.Tailnet = s.tailnetState(ctx, t, c)
+	v.PeerRelay = s.peerRelayState(ctx, t, c)
+	s.render(w, r, status, "setup", s.newPage(u, t.S("nav.setup"), "setup", v))
 }
 
 // fieldLabel names a field of another step, for a message in this one.
-func fieldLabel(path string) string {
+func fieldLabel(t *tr, path string) string {
 	for _, st := range steps {
 		if slices.Contains(st.fields, path) {
-			return st.label + " (" + path + ")"
+			return t.S(st.label, "Field", path)
 		}
 	}
 	return path
@@ -217,7 +218,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, u *user, step str
 	if len(errs) == 0 {
 		var err error
 		saved, err = s.update(ch)
-		errs.addConfig(err)
+		errs.addConfig(s.tr(r), err)
 	}
 	if len(errs) > 0 {
 		s.failSetup(w, r, u, step, ch, errs)
@@ -238,9 +239,10 @@ func (s *Server) update(ch change) (config.Config, error) {
 	return saved, err
 }
 
-// done tells the user what was saved, on the page the redirect shows.
-func (s *Server) done(w http.ResponseWriter, r *http.Request, u *user, step, format string, args ...any) {
-	s.flash(u, step, format, args...)
+// done tells the user what was saved (msg, in their language), on the
+// page the redirect shows.
+func (s *Server) done(w http.ResponseWriter, r *http.Request, u *user, step, msg string) {
+	s.flash(u, step, msg)
 	http.Redirect(w, r, "/setup#"+step, http.StatusSeeOther)
 }
 
@@ -250,15 +252,15 @@ func (s *Server) done(w http.ResponseWriter, r *http.Request, u *user, step, for
 const typedPrefix = "="
 
 // atoi parses a number field, recording a plain error.
-func atoi(errs fieldErrs, f url.Values, field string) (int, bool) {
+func atoi(t *tr, errs fieldErrs, f url.Values, field string) (int, bool) {
 	v := strings.TrimSpace(f.Get(field))
 	n, err := strconv.Atoi(v)
 	if v == "" {
-		errs.add(field, "This needs a number.")
+		errs.add(field, t.S("setup.err.need_number"))
 		return 0, false
 	}
 	if err != nil {
-		errs.add(field, fmt.Sprintf("%q is not a whole number", v))
+		errs.add(field, t.S("setup.err.not_number", "Value", strconv.Quote(v)))
 		errs[typedPrefix+field] = []string{v}
 		return 0, false
 	}

@@ -3,10 +3,10 @@ package webui
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,7 +28,7 @@ const dnsCheckTimeout = 20 * time.Second
 // credential it has no way to check before use.
 var ErrNotChecked = errors.New("this credential cannot be checked in advance")
 
-func readName(f url.Values, errs fieldErrs) change {
+func readName(t *tr, f url.Values, errs fieldErrs) change {
 	host := config.NormalizeHostname(f.Get("hostname"))
 	provider := f.Get("ddns.provider")
 	v4, v6 := checked(f, "ddns.ipv4"), checked(f, "ddns.ipv6")
@@ -36,7 +36,7 @@ func readName(f url.Values, errs fieldErrs) change {
 	if iv := strings.TrimSpace(f.Get("ddns.interval")); iv != "" {
 		d, err := time.ParseDuration(iv)
 		if err != nil {
-			errs.add("ddns.interval", fmt.Sprintf("%q is not a duration such as 2m or 90s", iv))
+			errs.add("ddns.interval", t.S("setup.err.not_duration", "Value", strconv.Quote(iv)))
 			errs[typedPrefix+"ddns.interval"] = []string{iv}
 		} else {
 			interval = new(config.Duration(d))
@@ -65,25 +65,26 @@ func readName(f url.Values, errs fieldErrs) change {
 
 // saveName is step 1.
 func (s *Server) saveName(w http.ResponseWriter, r *http.Request, u *user) {
+	t := s.tr(r)
 	f := r.PostForm
 	errs := fieldErrs{}
-	ch := readName(f, errs)
+	ch := readName(t, f, errs)
 	old := s.o.Store.Config()
 	c := old
 	ch(&c)
 	if len(errs) == 0 {
-		errs.addConfig(c.Validate())
+		errs.addConfig(t, c.Validate())
 	}
 	secretName := config.ProviderSecret(c.DDNS.Provider)
 	field := secretField(c.DDNS.Provider)
-	typed := typedSecret(f, c.DDNS.Provider, errs)
+	typed := typedSecret(t, f, c.DDNS.Provider, errs)
 	checkedMsg := ""
 	if len(errs) == 0 && secretName != "" {
-		checkedMsg = s.checkCredential(r, old, c, secretName, typed, errs)
+		checkedMsg = s.checkCredential(r, t, old, c, secretName, typed, errs)
 	}
 	fail := func() {
 		if typed != "" {
-			errs.add(field, "For safety the credential you typed is not shown again; paste it once more.")
+			errs.add(field, t.S("setup.err.secret_again"))
 		}
 		s.failSetup(w, r, u, "name", ch, errs)
 	}
@@ -113,7 +114,7 @@ func (s *Server) saveName(w http.ResponseWriter, r *http.Request, u *user) {
 		}()
 	}
 	saved, err := s.update(ch)
-	errs.addConfig(err)
+	errs.addConfig(t, err)
 	if len(errs) > 0 {
 		fail()
 		return
@@ -127,19 +128,19 @@ func (s *Server) saveName(w http.ResponseWriter, r *http.Request, u *user) {
 			}
 		}
 	}
-	s.done(w, r, u, "ports", "Saved the name %s and the DNS settings.%s", saved.Hostname, checkedMsg)
+	s.done(w, r, u, "ports", t.S("flash.name", "Host", saved.Hostname)+checkedMsg)
 }
 
 // checkCredential checks the credential of the settings c about to
 // replace old, if anything the check depends on changed, and returns the
 // sentence to add to the "saved" message. A refusal lands in errs.
-func (s *Server) checkCredential(r *http.Request, old, c config.Config, secretName, typed string, errs fieldErrs) string {
+func (s *Server) checkCredential(r *http.Request, t *tr, old, c config.Config, secretName, typed string, errs fieldErrs) string {
 	field := secretField(c.DDNS.Provider)
 	secret := typed
 	if secret == "" {
 		saved, err := s.o.Store.Secret(secretName)
 		if err != nil {
-			errs.add(field, "The saved credential could not be read: "+err.Error())
+			errs.add(field, t.S("setup.err.secret_unreadable", "Err", err.Error()))
 			return ""
 		}
 		secret = saved
@@ -147,21 +148,21 @@ func (s *Server) checkCredential(r *http.Request, old, c config.Config, secretNa
 	changed := typed != "" || old.Hostname != c.Hostname || !reflect.DeepEqual(old.DDNS, c.DDNS)
 	switch {
 	case secret == "":
-		errs.add(field, missingSecret(c.DDNS.Provider))
+		errs.add(field, missingSecret(t, c.DDNS.Provider))
 	case !changed:
 	case s.o.CheckDNSCredential == nil:
-		return " (The credential could not be checked: this build has no checker.)"
+		return t.S("flash.name_no_checker")
 	default:
 		ctx, cancel := reqCtx(r, dnsCheckTimeout)
 		err := s.o.CheckDNSCredential(ctx, c, secret)
 		cancel()
 		switch {
 		case errors.Is(err, ErrNotChecked):
-			return " (The credential cannot be checked in advance for this provider; the status page shows whether the first update works.)"
+			return t.S("flash.name_not_checkable")
 		case err != nil:
-			errs.add(field, credentialProblem(err, secret))
+			errs.add(field, credentialProblem(t, err, secret))
 		default:
-			return " The DNS provider accepted the credential."
+			return t.S("flash.name_accepted")
 		}
 	}
 	return ""
@@ -169,9 +170,10 @@ func (s *Server) checkCredential(r *http.Request, old, c config.Config, secretNa
 
 // credentialProblem says why a check failed, in the words that tell the
 // user what to fix: the box's connection, the credential, or what the
-// credential may do (ddns.CheckError).
-func credentialProblem(err error, secret string) string {
-	msg := scrubKey(err.Error(), secret)
+// credential may do (ddns.CheckError), with the provider's reason in
+// the user's language where it is one we know (providerProblem).
+func credentialProblem(t *tr, err error, secret string) string {
+	msg := scrubKey(providerProblem(t, err), secret)
 	kind := ddns.CheckKind("")
 	if ce := new(ddns.CheckError); errors.As(err, &ce) {
 		kind = ce.Kind
@@ -180,14 +182,31 @@ func credentialProblem(err error, secret string) string {
 	}
 	switch kind {
 	case ddns.CheckUnreachable:
-		return "The box could not reach the DNS provider to check this (" + msg + "). Nothing was saved: check the box's Internet connection, then save again."
+		return t.S("setup.err.check_unreachable", "Msg", msg)
 	case ddns.CheckBadCredential:
-		return "The DNS provider does not accept this credential: " + msg + ". Nothing was saved."
+		return t.S("setup.err.check_bad", "Msg", msg)
 	case ddns.CheckRefused:
-		return "The DNS provider accepts the credential but refuses what the relay needs it for: " + msg + ". Nothing was saved."
+		return t.S("setup.err.check_refused", "Msg", msg)
 	}
 	// A credential of the wrong shape (found before any call), or a
 	// clock the provider says is off: the provider's own sentence says
 	// what to fix.
-	return "The credential check failed: " + msg + ". Nothing was saved."
+	return t.S("setup.err.check_failed", "Msg", msg)
+}
+
+// userMessage is an error that names its sentence for the catalogues: the
+// DNS providers' API errors and the failures they share (ddns/apiclient,
+// ddns/records).
+type userMessage interface {
+	UserMessage() (id string, args map[string]any)
+}
+
+// providerProblem is err's sentence in the user's language where err
+// names one, else err's own text.
+func providerProblem(t *tr, err error) string {
+	var m userMessage
+	if errors.As(err, &m) {
+		return t.M(m.UserMessage())
+	}
+	return err.Error()
 }

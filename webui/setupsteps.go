@@ -2,7 +2,6 @@ package webui
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -34,7 +33,7 @@ type forwardRule struct {
 }
 
 // forward works out the router's port-forward for c.
-func (s *Server) forward(c config.Config) forwardView {
+func (s *Server) forward(t *tr, c config.Config) forwardView {
 	var v forwardView
 	if s.o.LANAddrs != nil {
 		for _, a := range s.o.LANAddrs() {
@@ -43,15 +42,15 @@ func (s *Server) forward(c config.Config) forwardView {
 			}
 		}
 	}
-	to := "this box's LAN address"
+	to := t.S("forward.rule.this_box")
 	if len(v.LAN) > 0 {
 		to = v.LAN[0]
 	} else {
 		v.Guess = true
 	}
 	v.Rules = []forwardRule{
-		{"DERP (TLS)", "TCP", c.Relay.DERPPort, to},
-		{"STUN", "UDP", c.Relay.STUNPort, to},
+		{t.S("forward.rule.derp"), "TCP", c.Relay.DERPPort, to},
+		{t.S("forward.rule.stun"), "UDP", c.Relay.STUNPort, to},
 	}
 	switch {
 	case c.ReverseProxy.Enabled && c.DialHost() != c.Hostname:
@@ -59,10 +58,10 @@ func (s *Server) forward(c config.Config) forwardView {
 		// comes to the home line.
 		v.Rules = v.Rules[1:]
 	case c.ReverseProxy.Enabled:
-		v.Rules[0] = forwardRule{"DERP (TLS), to your reverse proxy, which forwards to TCP " + strconv.Itoa(c.Relay.DERPPort) + " on this box", "TCP", c.ReverseProxy.PublicPort, "your reverse proxy"}
+		v.Rules[0] = forwardRule{t.S("forward.rule.derp_proxy", "Port", c.Relay.DERPPort), "TCP", c.ReverseProxy.PublicPort, t.S("forward.rule.your_proxy")}
 	}
 	if c.PeerRelay.Enabled {
-		v.Rules = append(v.Rules, forwardRule{"Tailscale peer relay", "UDP", c.PeerRelay.Port, to})
+		v.Rules = append(v.Rules, forwardRule{t.S("forward.rule.peerrelay"), "UDP", c.PeerRelay.Port, to})
 	}
 	if s.o.DDNSStatus != nil {
 		if ip := s.o.DDNSStatus().PublicIPv6; ip.IsValid() {
@@ -72,9 +71,9 @@ func (s *Server) forward(c config.Config) forwardView {
 	return v
 }
 
-func readPorts(f url.Values, errs fieldErrs) change {
-	derp, derpOK := atoi(errs, f, "relay.derp_port")
-	stun, stunOK := atoi(errs, f, "relay.stun_port")
+func readPorts(t *tr, f url.Values, errs fieldErrs) change {
+	derp, derpOK := atoi(t, errs, f, "relay.derp_port")
+	stun, stunOK := atoi(t, errs, f, "relay.stun_port")
 	mapping := checked(f, "port_mapping.enabled")
 	rp := config.ReverseProxy{
 		Enabled:    checked(f, "reverse_proxy.enabled"),
@@ -83,7 +82,7 @@ func readPorts(f url.Values, errs fieldErrs) change {
 	}
 	// Empty stays 0, for validation to say what to enter.
 	if strings.TrimSpace(f.Get("reverse_proxy.public_port")) != "" {
-		rp.PublicPort, _ = atoi(errs, f, "reverse_proxy.public_port")
+		rp.PublicPort, _ = atoi(t, errs, f, "reverse_proxy.public_port")
 	}
 	return func(c *config.Config) {
 		if derpOK {
@@ -99,9 +98,10 @@ func readPorts(f url.Values, errs fieldErrs) change {
 
 // savePorts is step 2.
 func (s *Server) savePorts(w http.ResponseWriter, r *http.Request, u *user) {
+	t := s.tr(r)
 	errs := fieldErrs{}
-	if c, ok := s.apply(w, r, u, "ports", readPorts(r.PostForm, errs), errs); ok {
-		s.done(w, r, u, "ports", "%s", s.portsOutcome(r.Context(), c))
+	if c, ok := s.apply(w, r, u, "ports", readPorts(t, r.PostForm, errs), errs); ok {
+		s.done(w, r, u, "ports", s.portsOutcome(r.Context(), t, c))
 	}
 }
 
@@ -111,36 +111,35 @@ const relayApplyWait = 5 * time.Second
 
 // portsOutcome says what was saved and what the relay did with it: it
 // waits (at most relayApplyWait) for the relay to apply the ports.
-func (s *Server) portsOutcome(ctx context.Context, c config.Config) string {
-	saved := fmt.Sprintf("Saved the ports: TCP %d for DERP, UDP %d for STUN.", c.Relay.DERPPort, c.Relay.STUNPort)
-	next := "Make the router's port-forward match."
+func (s *Server) portsOutcome(ctx context.Context, t *tr, c config.Config) string {
+	saved := t.S("flash.ports_saved", "DERP", c.Relay.DERPPort, "STUN", c.Relay.STUNPort)
+	next := t.S("flash.ports_next_manual")
 	if c.PortMapping.Enabled {
-		next = "The box asks the router to forward them; Status shows what it answered."
+		next = t.S("flash.ports_next_mapping")
 	}
 	if c.ReverseProxy.Enabled {
-		saved = fmt.Sprintf("Saved: clients reach the relay through your reverse proxy at %s; it forwards to TCP %d on this box, and STUN stays on UDP %d.",
-			net.JoinHostPort(c.DialHost(), strconv.Itoa(c.DialPort())), c.Relay.DERPPort, c.Relay.STUNPort)
-		next = "Paste the new DERP map where you use it."
+		saved = t.S("flash.ports_proxy_saved", "Addr", net.JoinHostPort(c.DialHost(), strconv.Itoa(c.DialPort())), "DERP", c.Relay.DERPPort, "STUN", c.Relay.STUNPort)
+		next = t.S("flash.ports_next_proxy")
 	}
 	if s.o.AwaitRelay == nil {
-		return saved + " " + next
+		return saved + next
 	}
 	ctx, cancel := context.WithTimeout(ctx, relayApplyWait)
 	defer cancel()
 	switch err := s.o.AwaitRelay(ctx, s.o.Store.Generation()); {
 	case err == nil && c.ReverseProxy.Enabled:
-		return saved + " The relay serves them. " + next
+		return saved + t.S("flash.ports_proxy_serving") + next
 	case err == nil:
-		return fmt.Sprintf("Saved the ports: the relay now serves DERP on TCP %d and STUN on UDP %d. %s", c.Relay.DERPPort, c.Relay.STUNPort, next)
+		return t.S("flash.ports_serving", "DERP", c.Relay.DERPPort, "STUN", c.Relay.STUNPort) + next
 	case ctx.Err() != nil:
-		return saved + " The relay is still switching to them; Status shows when it is done."
+		return saved + t.S("flash.ports_switching")
 	default:
-		return fmt.Sprintf("%s But the relay could not start on them: %v. It is not running; choose ports that are free, or free them (it tries again by itself).", saved, err)
+		return saved + t.S("flash.ports_failed", "Err", err.Error())
 	}
 }
 
-func readRegion(f url.Values, errs fieldErrs) change {
-	id, idOK := atoi(errs, f, "region.id")
+func readRegion(t *tr, f url.Values, errs fieldErrs) change {
+	id, idOK := atoi(t, errs, f, "region.id")
 	code := strings.TrimSpace(f.Get("region.code"))
 	name := strings.TrimSpace(f.Get("region.name"))
 	node := strings.TrimSpace(f.Get("region.node_name"))
@@ -154,9 +153,10 @@ func readRegion(f url.Values, errs fieldErrs) change {
 
 // saveRegion is step 3.
 func (s *Server) saveRegion(w http.ResponseWriter, r *http.Request, u *user) {
+	t := s.tr(r)
 	errs := fieldErrs{}
-	c, ok := s.apply(w, r, u, "region", readRegion(r.PostForm, errs), errs)
+	c, ok := s.apply(w, r, u, "region", readRegion(t, r.PostForm, errs), errs)
 	if ok {
-		s.done(w, r, u, "region", "Saved region %d (%s). Paste the new DERP map where you use it.", c.Region.ID, c.Region.Code)
+		s.done(w, r, u, "region", t.S("flash.region", "ID", c.Region.ID, "Code", c.Region.Code))
 	}
 }

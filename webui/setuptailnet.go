@@ -1,9 +1,9 @@
 package webui
 
 import (
-	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,7 +13,7 @@ import (
 // Step 5: the box's tailscaled (the control server it logs in to, and the
 // login itself, see tailnet.go) and who may use the relay.
 
-func readTailnet(f url.Values, _ fieldErrs) change {
+func readTailnet(_ *tr, f url.Values, _ fieldErrs) change {
 	controlURL := strings.TrimSpace(f.Get("tailnet.control_url"))
 	return func(c *config.Config) { c.Tailnet.ControlURL = controlURL }
 }
@@ -21,12 +21,13 @@ func readTailnet(f url.Values, _ fieldErrs) change {
 // tailnetLogin is step 5: save the control URL, then hand the auth key
 // to the box's tailscaled. The login waits up to tailnetLoginTimeout.
 func (s *Server) tailnetLogin(w http.ResponseWriter, r *http.Request, u *user) {
+	t := s.tr(r)
 	key := strings.TrimSpace(r.PostForm.Get("auth_key"))
 	errs := fieldErrs{}
 	if key != "" && strings.ContainsAny(key, " \t\r\n") {
-		errs.add("auth_key", "An auth key has no spaces in it; paste it again.")
+		errs.add("auth_key", t.S("setup.err.key_spaces"))
 	}
-	c, ok := s.apply(w, r, u, "tailnet", readTailnet(r.PostForm, errs), errs)
+	c, ok := s.apply(w, r, u, "tailnet", readTailnet(t, r.PostForm, errs), errs)
 	if !ok {
 		return
 	}
@@ -37,47 +38,48 @@ func (s *Server) tailnetLogin(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	lc := s.tailscaled(c)
 	if lc == nil {
-		notLoggedIn("This build runs no tailscaled to log in.")
+		notLoggedIn(t.S("setup.err.no_tailscaled_login"))
 		return
 	}
-	res, err := loginTailscaled(r.Context(), lc, c.Tailnet.ControlURL, key, s.o.Logf)
+	res, err := loginTailscaled(r.Context(), t, lc, c.Tailnet.ControlURL, key, s.o.Logf)
 	if err != nil {
 		s.o.Logf("webui: tailnet login failed: %s", scrub(err.Error(), key))
-		msg := "The box's tailscaled did not log in: " + scrub(err.Error(), key) + "."
+		id := "setup.err.login_failed"
 		if key != "" {
-			msg += " The auth key was not kept; paste it again to retry."
+			id = "setup.err.login_failed_key"
 		}
-		notLoggedIn(msg)
+		notLoggedIn(t.S(id, "Err", scrub(err.Error(), key)))
 		return
 	}
 	s.o.Logf("webui: tailnet login: %s", res.State)
-	s.done(w, r, u, "tailnet", "%s", res.Msg)
+	s.done(w, r, u, "tailnet", res.Msg)
 }
 
 func (s *Server) tailnetLogout(w http.ResponseWriter, r *http.Request, u *user) {
+	t := s.tr(r)
 	c := s.o.Store.Config()
 	lc := s.tailscaled(c)
 	errs := fieldErrs{}
 	if lc == nil {
-		errs.add("auth_key", "This build runs no tailscaled.")
+		errs.add("auth_key", t.S("setup.err.no_tailscaled"))
 		s.failSetup(w, r, u, "tailnet", nil, errs)
 		return
 	}
 	ctx, cancel := reqCtx(r, 15*time.Second)
 	defer cancel()
 	if err := lc.Logout(ctx); err != nil {
-		errs.add("auth_key", "Logging out failed: "+plainLocalAPIError(err))
+		errs.add("auth_key", t.S("setup.err.logout_failed", "Err", plainLocalAPIError(t, err)))
 		s.failSetup(w, r, u, "tailnet", nil, errs)
 		return
 	}
-	msg := "The box's tailscaled logged out."
+	id := "flash.logged_out"
 	if c.Relay.VerifyClients {
-		msg += " verify-clients is still on, so the relay refuses every client until the box logs in again."
+		id = "flash.logged_out_verify"
 	}
-	s.done(w, r, u, "tailnet", "%s", msg)
+	s.done(w, r, u, "tailnet", t.S(id))
 }
 
-func readVerify(f url.Values, errs fieldErrs) change {
+func readVerify(t *tr, f url.Values, errs fieldErrs) change {
 	var (
 		clients, failOpen bool
 		verifyURL         string
@@ -90,10 +92,10 @@ func readVerify(f url.Values, errs fieldErrs) change {
 		verifyURL = strings.TrimSpace(f.Get("relay.verify_client_url"))
 		failOpen = checked(f, "relay.verify_client_url_fail_open")
 		if verifyURL == "" {
-			errs.add("relay.verify_client_url", "Enter the admission URL, e.g. https://headscale.example.com/verify.")
+			errs.add("relay.verify_client_url", t.S("setup.err.need_verify_url"))
 		}
 	default:
-		errs.add("relay.verify_clients", fmt.Sprintf("%q is not a choice here", f.Get("relay.verify")))
+		errs.add("relay.verify_clients", t.S("setup.err.not_a_choice", "Value", strconv.Quote(f.Get("relay.verify"))))
 	}
 	return func(c *config.Config) {
 		c.Relay.VerifyClients, c.Relay.VerifyClientURL, c.Relay.VerifyClientURLFailOpen = clients, verifyURL, failOpen
@@ -104,20 +106,21 @@ func readVerify(f url.Values, errs fieldErrs) change {
 // must be running before verify-clients goes on, or the relay would
 // refuse every client.
 func (s *Server) saveVerify(w http.ResponseWriter, r *http.Request, u *user) {
+	t := s.tr(r)
 	errs := fieldErrs{}
-	ch := readVerify(r.PostForm, errs)
+	ch := readVerify(t, r.PostForm, errs)
 	want := s.o.Store.Config()
 	ch(&want)
 	if want.Relay.VerifyClients {
 		ctx, cancel := reqCtx(r, 4*time.Second)
-		tv := s.tailnetState(ctx, want)
+		tv := s.tailnetState(ctx, t, want)
 		cancel()
 		if !tv.Running() {
-			state := tv.State
-			if state == "" {
+			state := t.backendState(tv.State)
+			if tv.State == "" {
 				state = tv.Error
 			}
-			errs.add("relay.verify_clients", "The box's tailscaled is not running ("+state+"). Log it in to your tailnet first (above); until then the relay would refuse every client.")
+			errs.add("relay.verify_clients", t.S("setup.err.verify_not_running", "State", state))
 		}
 	}
 	c, ok := s.apply(w, r, u, "verify", ch, errs)
@@ -126,10 +129,10 @@ func (s *Server) saveVerify(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	switch {
 	case c.Relay.VerifyClients:
-		s.done(w, r, u, "verify", "verify-clients is on: the relay admits only nodes the box's tailscaled can see.")
+		s.done(w, r, u, "verify", t.S("flash.verify_on"))
 	case c.Relay.VerifyClientURL != "":
-		s.done(w, r, u, "verify", "The relay now asks %s about every client.", c.Relay.VerifyClientURL)
+		s.done(w, r, u, "verify", t.S("flash.verify_url", "URL", c.Relay.VerifyClientURL))
 	default:
-		s.done(w, r, u, "verify", "Client verification is off: anyone who knows the address can use the relay.")
+		s.done(w, r, u, "verify", t.S("flash.verify_off"))
 	}
 }

@@ -1,7 +1,6 @@
 package webui
 
 import (
-	"fmt"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -54,6 +53,7 @@ const statusLogLines = 40
 const statusRefresh = 10 * time.Second
 
 func (s *Server) statusPage(w http.ResponseWriter, r *http.Request, u *user) {
+	t := s.tr(r)
 	c := s.o.Store.Config()
 	v := statusView{
 		Configured: c.Hostname != "",
@@ -67,10 +67,10 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request, u *user) {
 		Refresh:    int(s.refresh / time.Second),
 	}
 	if err := s.o.Store.LoadError(); err != nil {
-		v.Warnings = append(v.Warnings, "The saved configuration could not be used, so the box runs with defaults: "+err.Error())
+		v.Warnings = append(v.Warnings, t.S("warn.load_error", "Err", err.Error()))
 	}
 	if !v.Configured {
-		v.Warnings = append(v.Warnings, "The box is not set up yet: open Setup and give it a name.")
+		v.Warnings = append(v.Warnings, t.S("warn.not_set_up"))
 	}
 	if s.o.RelayStatus != nil {
 		rs := s.o.RelayStatus()
@@ -86,34 +86,34 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request, u *user) {
 	// tailnetAskTimeout; at once, so a hung tailscaled costs the page
 	// that much once.
 	peerRelay := make(chan peerRelayView, 1)
-	go func() { peerRelay <- s.peerRelayState(ctx, c) }()
-	v.Tailnet = s.tailnetState(ctx, c)
+	go func() { peerRelay <- s.peerRelayState(ctx, t, c) }()
+	v.Tailnet = s.tailnetState(ctx, t, c)
 	v.DNS = dnsSummary(c, v.DDNS)
 	var ps *portmap.Status
 	if s.o.PortMapStatus != nil {
 		st := s.o.PortMapStatus()
 		ps = &st
 	}
-	v.Reach = s.reach(c, v.Relay, ps, v.DDNS, v.DNS)
-	v.Warnings = append(v.Warnings, warnings(c, v.Relay, v.DDNS, v.Tailnet, v.DNS, v.Now)...)
+	v.Reach = s.reach(t, c, v.Relay, ps, v.DDNS, v.DNS)
+	v.Warnings = append(v.Warnings, warnings(t, c, v.Relay, v.DDNS, v.Tailnet, v.DNS, v.Now)...)
 	v.PeerRelay = <-peerRelay
-	v.Warnings = append(v.Warnings, peerRelayWarnings(v.PeerRelay)...)
-	v.Warnings = append(v.Warnings, reachWarnings(c, v.Reach)...)
-	v.Warnings = append(v.Warnings, s.refusalWarnings(v.Now)...)
+	v.Warnings = append(v.Warnings, peerRelayWarnings(t, v.PeerRelay)...)
+	v.Warnings = append(v.Warnings, reachWarnings(t, c, v.Reach)...)
+	v.Warnings = append(v.Warnings, s.refusalWarnings(t, v.Now)...)
 	v.Traffic = []trafficPoint{}
 	if s.o.Traffic != nil {
 		v.Traffic = bucketTraffic(s.o.Traffic(), v.Now)
-		v.Charts = trafficCharts(v.Traffic, v.Now)
+		v.Charts = trafficCharts(t, v.Traffic, v.Now)
 	}
 	if s.o.Applies != nil {
 		v.Applies = s.o.Applies()
-		v.Warnings = append(v.Warnings, applyWarnings(v.Applies, v.Now)...)
+		v.Warnings = append(v.Warnings, applyWarnings(t, v.Applies, v.Now)...)
 	}
 	if s.o.Logs != nil {
 		lines := s.o.Logs.Lines()
 		v.Logs = lines[max(0, len(lines)-statusLogLines):]
 	}
-	s.render(w, r, http.StatusOK, "status", s.newPage(u, "Status", "status", v))
+	s.render(w, r, http.StatusOK, "status", s.newPage(u, t.S("nav.status"), "status", v))
 }
 
 func verifyMode(c config.Config) string {
@@ -170,79 +170,79 @@ var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 // warnings lists what needs the user's attention, in plain words. The
 // ddns service's own warnings come first; the ones added here are those
 // only the whole picture shows.
-func warnings(c config.Config, rs *relay.Status, ds *ddns.Status, tn tailnetView, dns dnsView, now time.Time) []string {
+func warnings(t *tr, c config.Config, rs *relay.Status, ds *ddns.Status, tn tailnetView, dns dnsView, now time.Time) []string {
 	var ws []string
-	add := func(format string, args ...any) {
-		w := fmt.Sprintf(format, args...)
+	add := func(w string) {
 		if !slices.Contains(ws, w) {
 			ws = append(ws, w)
 		}
 	}
+	// What the ddns service says itself (in English) may already say
+	// what a warning here would.
 	mentions := func(word string) bool {
-		return slices.ContainsFunc(ws, func(w string) bool { return strings.Contains(strings.ToLower(w), word) })
+		return slices.ContainsFunc(append(ds.Warnings, ds.LastError), func(w string) bool { return strings.Contains(strings.ToLower(w), word) })
 	}
 	configured := c.Hostname != ""
 	switch {
 	case !configured:
 	case ds == nil || !ds.Enabled:
-		add("The box does not look up the line's public address (no DNS provider in Setup, step 1), so this page cannot tell whether %s points at it.", c.Hostname)
+		add(t.S("warn.no_ddns", "Host", c.Hostname))
 	case ds.LastCheck.IsZero() && !ds.PublicIPv4.IsValid() && !ds.PublicIPv6.IsValid():
-		add("The box has not found the line's public address yet; the first check runs shortly after start.")
+		add(t.S("warn.no_address_yet"))
 	case !ds.PublicIPv4.IsValid() && !ds.PublicIPv6.IsValid():
-		add("The last check found no public address for this line, neither IPv4 nor IPv6: clients on the Internet cannot reach the relay.")
+		add(t.S("warn.no_address"))
 	}
 	if configured && verifyMode(c) == "off" {
-		add("Anyone who has the map or guesses the address can use this relay: client verification is off. Turn it on in Setup, step 5, to admit only your own nodes.")
+		add(t.S("warn.open"))
 	}
 	if ds != nil {
 		for _, w := range ds.Warnings {
-			add("%s", w)
+			add(t.sentences(ds.Msgs, w))
 		}
 		if ds.LastError != "" {
-			add("Dynamic DNS: %s", ds.LastError)
+			add(t.S("warn.ddns", "Err", t.sentences(ds.Msgs, ds.LastError)))
 		}
 		if ds.Proxied && !mentions("proxied") {
-			add("DNS answers for %s with Cloudflare proxy addresses (an orange-cloud record). DERP and STUN cannot pass Cloudflare's proxy: set the record to DNS only.", c.Hostname)
+			add(t.S("warn.proxied", "Host", c.Hostname))
 		}
 		if (ds.NoIPv4 || ds.CGNAT || ds.PublicIPv4.IsValid() && cgnat.Contains(ds.PublicIPv4)) && !mentions("cgnat") {
-			add("Your line has no public IPv4 address of its own (CGNAT or DS-Lite): clients from the Internet can reach the relay only over IPv6, and the map says \"IPv4\": \"none\".")
+			add(t.S("warn.cgnat"))
 		}
 		if dns.Match == "no" && !ds.Proxied {
-			add("DNS does not serve this line's address for %s (it serves %s; the line has %s). Clients go to the wrong place until the record is updated.",
-				c.Hostname, orNone(append(dns.ServedA, dns.ServedAAAA...)), orNone(nonEmpty(dns.PublicV4, dns.PublicV6)))
+			add(t.S("warn.wrong_address", "Host", c.Hostname, "Served", orNone(t, append(dns.ServedA, dns.ServedAAAA...)), "Line", orNone(t, nonEmpty(dns.PublicV4, dns.PublicV6))))
 		}
 	}
 	if rs != nil {
 		if rs.Error != "" {
-			add("Relay: %s. Clients cannot use it; change the setting that fails (Setup).", rs.Error)
+			add(t.S("warn.relay", "Err", rs.Error))
 		}
 		if rs.CertError != "" {
-			add("Certificate: %s", rs.CertError)
+			add(t.S("warn.cert", "Err", rs.CertError))
 		}
 		if rs.VerifyProblem != "" {
-			add("Client verification: %s", rs.VerifyProblem)
+			add(t.S("warn.verify", "Err", rs.VerifyProblem))
 		}
 		if c.Cert.Mode == config.CertACMEDNS && rs.CertPinned && c.Cert.ACMECA != "staging" {
-			add("The trusted certificate is not in place yet, so the relay serves its self-signed one and the map pins it. When the trusted certificate arrives the map changes (no pin): paste the new map then. headscale with derp.urls picks it up by itself.")
+			add(t.S("warn.acme_pending"))
 		}
 		if rs.MeshError != "" {
-			add("Mesh: %s", rs.MeshError)
+			add(t.S("warn.mesh", "Err", rs.MeshError))
 		}
 		for _, m := range rs.Mesh {
 			switch {
 			case m.Self || m.Connected:
 			case m.Error != "":
-				add("Mesh peer %s is not connected (%s): clients of the two servers cannot reach each other through the mesh.", m.Peer, m.Error)
+				add(t.S("warn.mesh_peer", "Peer", m.Peer, "Err", m.Error))
 			default:
-				add("Mesh peer %s is not connected yet.", m.Peer)
+				add(t.S("warn.mesh_peer_yet", "Peer", m.Peer))
 			}
 		}
 		if !rs.CertNotAfter.IsZero() {
 			switch left := rs.CertNotAfter.Sub(now); {
 			case left < 0:
-				add("The relay's certificate expired on %s; clients refuse it.", rs.CertNotAfter.UTC().Format("2006-01-02"))
+				add(t.S("warn.cert_expired", "Date", rs.CertNotAfter.UTC().Format("2006-01-02")))
 			case left < 14*24*time.Hour:
-				add("The relay's certificate expires in %d days (%s).", int(left.Hours()/24), rs.CertNotAfter.UTC().Format("2006-01-02"))
+				add(t.S("warn.cert_expires", "Days", int(left.Hours()/24), "Date", rs.CertNotAfter.UTC().Format("2006-01-02")))
 			}
 		}
 	}
@@ -250,37 +250,37 @@ func warnings(c config.Config, rs *relay.Status, ds *ddns.Status, tn tailnetView
 	if c.Relay.VerifyClients {
 		switch {
 		case relaySaysVerify && tn.Running() && tn.Peers == 0:
-			add("verify-clients is on but the box's tailscaled sees no other nodes: your ACLs must let it see every client, or they are refused.")
+			add(t.S("warn.verify_no_peers"))
 		case relaySaysVerify:
 		case !tn.Reachable:
-			add("verify-clients is on but the box's tailscaled cannot be reached (%s): the relay refuses every client.", tn.Error)
+			add(t.S("warn.verify_unreachable", "Err", tn.Error))
 		case !tn.Running():
-			add("verify-clients is on but the box's tailscaled is %s (logged out?): the relay refuses every client until it logs in again (Setup, step 5).", tn.State)
+			add(t.S("warn.verify_not_running", "State", t.backendState(tn.State)))
 		case tn.Peers == 0:
-			add("verify-clients is on but the box's tailscaled sees no other nodes: your ACLs must let it see every client, or they are refused.")
+			add(t.S("warn.verify_no_peers"))
 		}
 	} else if tn.Reachable && tn.State == "NeedsLogin" {
-		add("The box's tailscaled is logged out, so verify-clients cannot be on: anyone who knows the address can use the relay. Log it in (Setup, step 5).")
+		add(t.S("warn.logged_out"))
 	}
 	return ws
 }
 
 // reachWarnings: the router asked and refused, and no client proved the
 // box reachable otherwise; or the router itself is behind another NAT.
-func reachWarnings(c config.Config, r reachView) []string {
+func reachWarnings(t *tr, c config.Config, r reachView) []string {
 	var ws []string
 	if ps := r.Mapping; ps != nil && ps.ExternalProblem != "" {
-		ws = append(ws, ps.ExternalProblem)
+		ws = append(ws, t.text(ps.Texts.ExternalProblem, ps.ExternalProblem))
 	}
 	if ps := r.Mapping; !r.Proven && c.PortMapping.Enabled && ps != nil && !ps.LastRound.IsZero() && !ps.AllMapped() {
-		ws = append(ws, fmt.Sprintf("The router did not forward the relay's ports when the box asked (see Reachable from outside for what it answered): forward %s on the router by hand, or switch on its UPnP.", forwardText(r.ManualForward)))
+		ws = append(ws, t.S("warn.not_forwarded", "Forward", forwardText(t, r.ManualForward)))
 	}
 	return ws
 }
 
-func orNone(ss []string) string {
+func orNone(t *tr, ss []string) string {
 	if len(ss) == 0 {
-		return "nothing"
+		return t.S("word.nothing")
 	}
 	return strings.Join(ss, ", ")
 }
@@ -299,13 +299,13 @@ func nonEmpty(ss ...string) []string {
 // from outside the local network (a port-forward to the web UI?) and for
 // names the box does not answer to (DNS rebinding, or a name of the
 // user's own).
-func (s *Server) refusalWarnings(now time.Time) []string {
+func (s *Server) refusalWarnings(t *tr, now time.Time) []string {
 	var ws []string
 	if k := s.refused.stats(refusedSource); k.Total > 0 && now.Sub(k.Last) < 24*time.Hour {
-		ws = append(ws, fmt.Sprintf("The web UI refused %d requests from outside the local network (the latest %s, %s). Check that the router forwards no port to this box's web UI.", k.Total, k.LastFrom, ago(k.Last, now)))
+		ws = append(ws, t.S("warn.refused_source", "N", k.Total, "Src", k.LastSrc, "When", ago(t, k.Last, now)))
 	}
 	if k := s.refused.stats(refusedHost); k.Total > 0 && now.Sub(k.Last) < 24*time.Hour {
-		ws = append(ws, fmt.Sprintf("The web UI refused %d requests for names it does not answer to (the latest %s, %s). A web page may be trying to reach the box through a browser (DNS rebinding); if it is a name of your own for the box, open the box by its address instead.", k.Total, k.LastFrom, ago(k.Last, now)))
+		ws = append(ws, t.S("warn.refused_host", "N", k.Total, "Src", k.LastSrc, "Host", k.LastHost, "When", ago(t, k.Last, now)))
 	}
 	return ws
 }
@@ -326,15 +326,15 @@ type ServiceApply struct {
 const applyLag = 10 * time.Second
 
 // applyWarnings says which services failed to apply, or are behind.
-func applyWarnings(as []ServiceApply, now time.Time) []string {
+func applyWarnings(t *tr, as []ServiceApply, now time.Time) []string {
 	var ws []string
 	for _, a := range as {
 		switch {
 		case a.Error != "" && a.Service != "relay":
 			// The relay's failure is its status's Error already.
-			ws = append(ws, fmt.Sprintf("The %s service could not apply the saved configuration: %s", a.Service, a.Error))
+			ws = append(ws, t.S("warn.apply_failed", "Service", a.Service, "Err", a.Error))
 		case a.Generation < a.Saved && now.Sub(a.At) > applyLag:
-			ws = append(ws, fmt.Sprintf("The %s service has not applied the latest saved configuration yet (its last apply ended %v ago).", a.Service, now.Sub(a.At).Round(time.Second)))
+			ws = append(ws, t.S("warn.apply_behind", "Service", a.Service, "Ago", now.Sub(a.At).Round(time.Second).String()))
 		}
 	}
 	return ws

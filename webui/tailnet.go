@@ -3,7 +3,6 @@ package webui
 import (
 	"context"
 	"errors"
-	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -58,17 +57,17 @@ func (s *Server) tailscaled(c config.Config) *local.Client {
 const tailnetAskTimeout = time.Second
 
 // tailnetState asks the box's tailscaled how it is, briefly.
-func (s *Server) tailnetState(ctx context.Context, c config.Config) tailnetView {
+func (s *Server) tailnetState(ctx context.Context, t *tr, c config.Config) tailnetView {
 	lc := s.tailscaled(c)
 	if lc == nil {
-		return tailnetView{Error: "this build runs no tailscaled"}
+		return tailnetView{Error: t.S("tailscaled.none")}
 	}
 	v := tailnetView{Available: true}
 	ctx, cancel := context.WithTimeout(ctx, tailnetAskTimeout)
 	defer cancel()
 	st, err := lc.Status(ctx)
 	if err != nil {
-		v.Error = "cannot reach the box's tailscaled: " + plainLocalAPIError(err)
+		v.Error = t.S("tailscaled.unreachable", "Err", plainLocalAPIError(t, err))
 		return v
 	}
 	v.Reachable = true
@@ -105,7 +104,7 @@ type loginResult struct {
 
 // loginTailscaled logs the box's tailscaled in to controlURL ("" means
 // Tailscale's) with authKey ("" means interactively, through a URL).
-func loginTailscaled(ctx context.Context, lc *local.Client, controlURL, authKey string, logf func(string, ...any)) (loginResult, error) {
+func loginTailscaled(ctx context.Context, t *tr, lc *local.Client, controlURL, authKey string, logf func(string, ...any)) (loginResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, tailnetLoginTimeout)
 	defer cancel()
 	want := controlURL
@@ -114,11 +113,11 @@ func loginTailscaled(ctx context.Context, lc *local.Client, controlURL, authKey 
 	}
 	st, err := lc.StatusWithoutPeers(ctx)
 	if err != nil {
-		return loginResult{}, fmt.Errorf("cannot reach the box's tailscaled: %s", plainLocalAPIError(err))
+		return loginResult{}, errors.New(t.S("tailscaled.unreachable", "Err", plainLocalAPIError(t, err)))
 	}
 	prefs, err := lc.GetPrefs(ctx)
 	if err != nil {
-		return loginResult{}, fmt.Errorf("reading tailscaled's settings: %s", plainLocalAPIError(err))
+		return loginResult{}, errors.New(t.S("tailscaled.prefs", "Err", plainLocalAPIError(t, err)))
 	}
 	cur := prefs.ControlURL
 	if cur == "" {
@@ -126,21 +125,21 @@ func loginTailscaled(ctx context.Context, lc *local.Client, controlURL, authKey 
 	}
 	running := st.BackendState == ipn.Running.String()
 	if running && cur == want && authKey == "" {
-		return loginResult{State: st.BackendState, Msg: "The box's tailscaled is already logged in to " + want + "."}, nil
+		return loginResult{State: st.BackendState, Msg: t.S("tailscaled.already", "URL", want)}, nil
 	}
 	if running && cur != want {
 		// tailscale up refuses to switch control servers without
 		// --force-reauth; switching is what the user asked for here.
 		logf("webui: tailscaled switches control server from %s to %s", cur, want)
 		if err := lc.Logout(ctx); err != nil {
-			return loginResult{}, fmt.Errorf("logging out of %s first: %s", cur, plainLocalAPIError(err))
+			return loginResult{}, errors.New(t.S("tailscaled.switch_logout", "URL", cur, "Err", plainLocalAPIError(t, err)))
 		}
 	}
 
 	// Watch before Start, or the notification we wait for may pass.
 	watcher, err := lc.WatchIPNBus(ctx, ipn.NotifyInitialState)
 	if err != nil {
-		return loginResult{}, fmt.Errorf("watching tailscaled: %s", plainLocalAPIError(err))
+		return loginResult{}, errors.New(t.S("tailscaled.watch", "Err", plainLocalAPIError(t, err)))
 	}
 	defer watcher.Close()
 
@@ -151,11 +150,11 @@ func loginTailscaled(ctx context.Context, lc *local.Client, controlURL, authKey 
 	// take its resolver over.
 	p.CorpDNS = false
 	if err := lc.Start(ctx, ipn.Options{AuthKey: authKey, UpdatePrefs: p}); err != nil {
-		return loginResult{}, fmt.Errorf("starting the login: %s", scrub(plainLocalAPIError(err), authKey))
+		return loginResult{}, errors.New(t.S("tailscaled.start", "Err", scrub(plainLocalAPIError(t, err), authKey)))
 	}
 	if authKey == "" || !st.HaveNodeKey {
 		if err := lc.StartLoginInteractive(ctx); err != nil {
-			return loginResult{}, fmt.Errorf("starting the login: %s", scrub(plainLocalAPIError(err), authKey))
+			return loginResult{}, errors.New(t.S("tailscaled.start", "Err", scrub(plainLocalAPIError(t, err), authKey)))
 		}
 	}
 	// Notifications arrive on a goroutine so that an error can be given
@@ -192,19 +191,19 @@ func loginTailscaled(ctx context.Context, lc *local.Client, controlURL, authKey 
 		var nt note
 		select {
 		case <-grace:
-			return fail(fmt.Errorf("tailscaled: %s", errMsg))
+			return fail(errors.New(t.S("tailscaled.said", "Msg", errMsg)))
 		case nt = <-notes:
 		}
 		if nt.err != nil {
 			switch {
 			case errMsg != "":
-				return fail(fmt.Errorf("tailscaled: %s", errMsg))
+				return fail(errors.New(t.S("tailscaled.said", "Msg", errMsg)))
 			case ctx.Err() != nil && authKey != "" && state == ipn.NeedsLogin.String():
-				return fail(fmt.Errorf("the control server did not accept the auth key within %v (tailscaled still needs a login); check that the key is valid, unused (or reusable) and not expired", tailnetLoginTimeout))
+				return fail(errors.New(t.S("tailscaled.key_timeout", "Wait", tailnetLoginTimeout.String())))
 			case ctx.Err() != nil:
-				return fail(fmt.Errorf("tailscaled did not finish logging in within %v; its state is %s", tailnetLoginTimeout, state))
+				return fail(errors.New(t.S("tailscaled.timeout", "Wait", tailnetLoginTimeout.String(), "State", t.backendState(state))))
 			}
-			return fail(fmt.Errorf("watching tailscaled: %s", plainLocalAPIError(nt.err)))
+			return fail(errors.New(t.S("tailscaled.watch", "Err", plainLocalAPIError(t, nt.err))))
 		}
 		n := nt.n
 		if n.ErrMessage != nil && errMsg == "" {
@@ -215,16 +214,16 @@ func loginTailscaled(ctx context.Context, lc *local.Client, controlURL, authKey 
 			state = n.State.String()
 			switch *n.State {
 			case ipn.Running:
-				return loginResult{State: state, Msg: "The box's tailscaled is logged in and running."}, nil
+				return loginResult{State: state, Msg: t.S("tailscaled.running")}, nil
 			case ipn.NeedsMachineAuth:
-				return loginResult{State: state, Msg: "The box is logged in but waits for approval: approve the machine in your control server's admin console."}, nil
+				return loginResult{State: state, Msg: t.S("tailscaled.needs_approval")}, nil
 			}
 		}
 		if n.BrowseToURL != nil && *n.BrowseToURL != "" {
 			if authKey != "" {
-				return fail(errors.New("the control server did not accept the auth key and asks for an interactive login instead; check the key, or leave the field empty to log in through a link"))
+				return fail(errors.New(t.S("tailscaled.key_refused")))
 			}
-			return loginResult{State: state, AuthURL: *n.BrowseToURL, Msg: "Open the login link to finish logging the box in."}, nil
+			return loginResult{State: state, AuthURL: *n.BrowseToURL, Msg: t.S("tailscaled.open_link")}, nil
 		}
 	}
 }
@@ -244,14 +243,14 @@ func stopRetrying(ctx context.Context, lc *local.Client) {
 var dialUnixRx = regexp.MustCompile(`dial unix (\S+): connect: (no such file or directory|connection refused)`)
 
 // plainLocalAPIError turns the common LocalAPI failures into words.
-func plainLocalAPIError(err error) string {
+func plainLocalAPIError(t *tr, err error) string {
 	msg := err.Error()
 	if m := dialUnixRx.FindStringSubmatch(msg); m != nil {
-		return "tailscaled is not running (nothing answers on " + m[1] + ")"
+		return t.S("tailscaled.not_running", "Socket", m[1])
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return "tailscaled did not answer in time"
+		return t.S("tailscaled.no_answer")
 	}
 	return msg
 }

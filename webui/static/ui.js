@@ -12,9 +12,11 @@ document.addEventListener("click", function (ev) {
   var el = document.getElementById(b.dataset.copy);
   if (!el) return;
   var text = el.textContent;
+  // The words come from the page, in its language (<body data-copied=…>).
+  var words = document.body.dataset;
   function done(ok) {
-    b.textContent = ok ? "Copied" : "Select and copy";
-    setTimeout(function () { b.textContent = "Copy"; }, 2000);
+    b.textContent = ok ? words.copied : words.copyFailed;
+    setTimeout(function () { b.textContent = words.copy; }, 2000);
   }
   function fallback() {
     var r = document.createRange();
