@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gokrazy/gokrazy"
@@ -68,6 +69,7 @@ func (a *app) startWebUI() error {
 		MapOptions:         a.mapOptions,
 		CheckDNSCredential: a.ddns.checkCredential,
 		Tailscaled:         tailscaledClient,
+		SyncDisks:          syscall.Sync,
 		LANAddrs:           lanAddrs,
 		Logs:               a.opts.logs,
 		CertDir:            a.relay.certDir(),

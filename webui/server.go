@@ -91,6 +91,12 @@ type Options struct {
 	// the given config (its relay.tailscaled_socket), or nil if the box
 	// has none.
 	Tailscaled func(config.Config) *local.Client
+	// SyncDisks makes what tailscaled wrote durable (on the box sync(2))
+	// before the page confirms a login or logout: tailscaled renames its
+	// state file into place without syncing the directory, so a power
+	// cut right after a confirmed login lost it (board/image's
+	// TestPowerCuts: NeedsLogin after the boot). nil skips it.
+	SyncDisks func()
 	// LANAddrs returns the box's LAN addresses, the target of the
 	// router's port-forward, e.g. [192.168.1.23].
 	LANAddrs func() []netip.Addr

@@ -52,7 +52,15 @@ func (s *Server) tailnetLogin(w http.ResponseWriter, r *http.Request, u *user) {
 		return
 	}
 	s.o.Logf("webui: tailnet login: %s", res.State)
+	s.syncDisks()
 	s.done(w, r, u, "tailnet", res.Msg)
+}
+
+// syncDisks makes tailscaled's new state durable: see Options.SyncDisks.
+func (s *Server) syncDisks() {
+	if s.o.SyncDisks != nil {
+		s.o.SyncDisks()
+	}
 }
 
 func (s *Server) tailnetLogout(w http.ResponseWriter, r *http.Request, u *user) {
@@ -72,6 +80,7 @@ func (s *Server) tailnetLogout(w http.ResponseWriter, r *http.Request, u *user) 
 		s.failSetup(w, r, u, "tailnet", nil, errs)
 		return
 	}
+	s.syncDisks()
 	id := "flash.logged_out"
 	if c.Relay.VerifyClients {
 		id = "flash.logged_out_verify"

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,8 +70,10 @@ func TestTailnetLogin(t *testing.T) {
 	node.AwaitResponding()
 	node.AwaitNeedsLogin()
 
+	var synced atomic.Int32
 	b := newBox(t, func(o *Options) {
 		o.Tailscaled = func(config.Config) *local.Client { return node.LocalClient() }
+		o.SyncDisks = func() { synced.Add(1) }
 	}).configured().login()
 
 	if v := tailnetJSON(t, b, "/setup"); !v.Reachable || v.State != "NeedsLogin" {
@@ -110,6 +113,10 @@ func TestTailnetLogin(t *testing.T) {
 		}
 		if prefs.CorpDNS || !prefs.WantRunning {
 			t.Errorf("prefs: CorpDNS %v WantRunning %v, want false, true", prefs.CorpDNS, prefs.WantRunning)
+		}
+		// A power cut right after the page said so must not undo it.
+		if got := synced.Load(); got != 1 {
+			t.Errorf("disks synced %d times before the login was confirmed, want 1", got)
 		}
 	})
 

@@ -97,8 +97,16 @@ func TestPowerCuts(t *testing.T) {
 	}
 	start := time.Now()
 	b.setUp(first)
+	figures := filepath.Join(out, "powercut-figures.json")
 	for i := 1; i <= n; i++ {
 		b.cut(i, n, cutKinds[(i-1)%len(cutKinds)])
+		// After every cut, so that a long run stopped early keeps its
+		// figures.
+		b.report.Seconds = time.Since(start).Seconds()
+		b.report.summarize()
+		if err := writeJSON(figures, b.report); err != nil {
+			t.Error(err)
+		}
 		if t.Failed() {
 			t.Logf("stopping after cut %d: a check failed (HOMEDERP_POWERCUT_SEED=%d replays it)", i, seed)
 			break
@@ -108,7 +116,7 @@ func TestPowerCuts(t *testing.T) {
 	b.report.Seconds = time.Since(start).Seconds()
 	b.report.summarize()
 	t.Logf("power cuts, summary:\n%s", b.report.summary())
-	if err := writeJSON(filepath.Join(out, "powercut-figures.json"), b.report); err != nil {
+	if err := writeJSON(figures, b.report); err != nil {
 		t.Error(err)
 	}
 }
