@@ -7,9 +7,11 @@
 // (appliance/config's TestSaveSurvivesSIGKILL) always leaves one whole
 // generation. That proves the temp-file-and-rename protocol against a
 // process dying, not the storage against a power cut: the fsyncs of the
-// file and of its directory are what a power cut needs, and the proof
-// that they suffice on the box's file system is a power-cut test in qemu
-// (issue 13, item 2), which does not exist yet.
+// file and of its directory are what a power cut needs. board/image's
+// TestPowerCuts is the proof on the box's file system: qemu killed at
+// random moments during config saves, tailscaled logins and updates, and
+// every boot finds one whole configuration (scripts/bench-powercut.sh: 50
+// cuts).
 package statefile
 
 import (
