@@ -29,7 +29,7 @@ import (
 // msgPackages are the directories, relative to this one, whose Go code
 // names catalogue keys.
 var msgPackages = []string{".", "../appliance/config", "../appliance/derpmap", "../ddns/apiclient", "../ddns/records",
-	"../ddns/tencentcloud", "../ddns/alidns", "../ddns/cloudflare", "../ddns/ipclass", "../relay/portmap", "../relay/spec", "../appliance", "../ddns", "../ddns/detect"}
+	"../ddns/tencentcloud", "../ddns/alidns", "../ddns/cloudflare", "../ddns/rfc2136", "../ddns/ipclass", "../relay/portmap", "../relay/spec", "../appliance", "../ddns", "../ddns/detect"}
 
 // keyRx is what a catalogue key looks like in Go code: one of the
 // catalogues' top-level tables, then dotted lowercase words. Config paths
@@ -261,29 +261,66 @@ func english(t *testing.T) *tr {
 // englishInCode finds the English texts that code outside the web UI
 // gives next to a key (usermsg.Say and the helpers around it): a call
 // whose arguments are the key and then the text, a literal or a sum of
-// them.
+// them, and an entry of a map literal from a key constant of the same
+// file to the text (a provider's table of messages).
 func englishInCode(t *testing.T) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	dirs := []string{"../appliance/config", "../appliance/derpmap", "../relay/portmap", "../relay/spec", "../appliance", "../ddns", "../ddns/detect", "../ddns/tencentcloud"}
-	eachGoNode(t, dirs, func(n ast.Node) {
-		call, ok := n.(*ast.CallExpr)
-		if !ok {
-			return
+	add := func(id, text string) {
+		if prev, dup := out[id]; dup && prev != text {
+			t.Errorf("%s: two texts in code: %q and %q", id, prev, text)
 		}
-		for i := 0; i+1 < len(call.Args); i++ {
-			id, ok := stringConst(call.Args[i])
-			if !ok || !keyRx.MatchString(id) {
-				continue
+		out[id] = text
+	}
+	dirs := []string{"../appliance/config", "../appliance/derpmap", "../relay/portmap", "../relay/spec", "../appliance", "../ddns", "../ddns/detect",
+		"../ddns/tencentcloud", "../ddns/alidns", "../ddns/cloudflare", "../ddns/rfc2136"}
+	var consts map[string]string // the file's string constants, by name
+	eachGoNode(t, dirs, func(n ast.Node) {
+		switch n := n.(type) {
+		case *ast.File:
+			consts = fileConsts(n)
+		case *ast.KeyValueExpr:
+			k, ok := n.Key.(*ast.Ident)
+			if !ok || !keyRx.MatchString(consts[k.Name]) {
+				return
 			}
-			if text, ok := stringConst(call.Args[i+1]); ok {
-				if prev, dup := out[id]; dup && prev != text {
-					t.Errorf("%s: two texts in code: %q and %q", id, prev, text)
+			if text, ok := stringConst(n.Value); ok {
+				add(consts[k.Name], text)
+			}
+		case *ast.CallExpr:
+			for i := 0; i+1 < len(n.Args); i++ {
+				id, ok := stringConst(n.Args[i])
+				if !ok || !keyRx.MatchString(id) {
+					continue
 				}
-				out[id] = text
+				if text, ok := stringConst(n.Args[i+1]); ok {
+					add(id, text)
+				}
 			}
 		}
 	})
+	return out
+}
+
+// fileConsts are f's constants whose values are string literals.
+func fileConsts(f *ast.File) map[string]string {
+	out := map[string]string{}
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range g.Specs {
+			vs := spec.(*ast.ValueSpec)
+			for i, name := range vs.Names {
+				if i < len(vs.Values) {
+					if s, ok := stringConst(vs.Values[i]); ok {
+						out[name.Name] = s
+					}
+				}
+			}
+		}
+	}
 	return out
 }
 
@@ -314,6 +351,9 @@ func TestCatalogueRepeatsCode(t *testing.T) {
 	code := englishInCode(t)
 	if len(code) < 80 {
 		t.Fatalf("found %d texts in config and derpmap; the scan is broken", len(code))
+	}
+	if _, ok := code["provider.alidns.key_id"]; !ok {
+		t.Fatal("the scan misses the providers' tables of messages (provider.alidns.key_id)")
 	}
 	for _, id := range slices.Sorted(maps.Keys(code)) {
 		switch m := en[id]; {

@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/homederp/homederp/ddns/apiclient"
 	"github.com/homederp/homederp/ddns/cloudflare"
 	"github.com/homederp/homederp/ddns/records"
+	"github.com/homederp/homederp/ddns/rfc2136"
 	"github.com/homederp/homederp/ddns/tencentcloud"
 	"github.com/homederp/homederp/internal/usermsg"
 )
@@ -192,6 +194,15 @@ func TestProviderSentences(t *testing.T) {
 		&apiclient.GarbageError{Vendor: "DNSPod", Status: 200, Body: []byte("<html>portal</html>")},
 		&records.NoZoneError{Vendor: "DNSPod", Host: "derp.example.com"},
 	)
+	// Sentences the RFC 2136 and Cloudflare providers make themselves,
+	// before any answer (nothing listens on loopback's discard port).
+	ctx := context.Background()
+	tsig := &rfc2136.Provider{Server: "127.0.0.1:9", Zone: "example.com", KeyName: "box", Secret: "c2VjcmV0"}
+	_, outside := tsig.ZoneFor(ctx, "derp.example.net")
+	unreachable := tsig.CheckKey(ctx, "derp.example.com")
+	errs = append(errs, outside, unreachable,
+		cloudflare.New("", apiclient.Options{}).Check(ctx, ""),
+		cloudflare.New("Bearer abc", apiclient.Options{}).Check(ctx, ""))
 	seen := map[string]bool{}
 	for _, err := range errs {
 		wrapped := fmt.Errorf("listing the zones: %w", ddns.ClassifyCheck(err))
@@ -205,7 +216,7 @@ func TestProviderSentences(t *testing.T) {
 		id, _ := err.(userMessage).UserMessage()
 		seen[id] = true
 	}
-	if len(seen) != 39 {
+	if len(seen) != 43 {
 		t.Errorf("the table reaches %d of the providers' messages; it should reach every one", len(seen))
 	}
 	// A check failure says what to fix first, in the user's language.

@@ -132,9 +132,12 @@ func (e *APIError) Error() string {
 
 // TokenError says Cloudflare knows a token but it cannot be used: it is
 // disabled, expired or not valid yet. Its text is a sentence for the user.
-type TokenError struct{ Msg string }
+type TokenError struct{ sentence *usermsg.Error }
 
-func (e *TokenError) Error() string { return e.Msg }
+func (e *TokenError) Error() string { return e.sentence.Error() }
+
+// UserMessage is the sentence's ID and arguments for the catalogues.
+func (e *TokenError) UserMessage() (id string, args map[string]any) { return e.sentence.UserMessage() }
 
 // envelope is Cloudflare's response wrapper.
 type envelope struct {

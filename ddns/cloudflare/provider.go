@@ -11,6 +11,7 @@ import (
 
 	"github.com/homederp/homederp/ddns/apiclient"
 	"github.com/homederp/homederp/ddns/records"
+	"github.com/homederp/homederp/internal/usermsg"
 	cf "github.com/libdns/cloudflare"
 	"github.com/libdns/libdns"
 )
@@ -82,7 +83,8 @@ func (p *Provider) lookupZone(ctx context.Context, name string) (records.Zone, b
 			continue
 		}
 		if zn.Status != "" && zn.Status != "active" {
-			return records.Zone{}, false, fmt.Errorf("the Cloudflare zone %s is %q, not active: Cloudflare is not yet the authoritative DNS for it (check the name servers at your registrar)", name, zn.Status)
+			return records.Zone{}, false, usermsg.Errorf("provider.cloudflare.inactive_zone", `the Cloudflare zone {{.Zone}} is {{printf "%q" .Status}}, not active: Cloudflare is not yet the authoritative DNS for it (check the name servers at your registrar)`,
+				map[string]any{"Zone": name, "Status": zn.Status})
 		}
 		return records.Zone{Name: zn.Name}, true, nil
 	}
@@ -131,9 +133,9 @@ func explain(err error, zone string) error {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "expected 1 zone"):
-		return fmt.Errorf("the token cannot see the zone %s: add the domain to this Cloudflare account or give the token Zone → Zone → Read for it (%w)", strings.TrimSuffix(zone, "."), err)
+		return usermsg.Wrapf(err, "provider.cloudflare.zone_unseen", "the token cannot see the zone {{.Zone}}: add the domain to this Cloudflare account or give the token Zone → Zone → Read for it ({{.Err}})", map[string]any{"Zone": strings.TrimSuffix(zone, ".")})
 	case strings.Contains(msg, "more than 1 record"):
-		return fmt.Errorf("there are several records of this type for the name; homederp never deletes records, so remove the extra ones in the Cloudflare dashboard (%w)", err)
+		return usermsg.Wrapf(err, "provider.cloudflare.several", "there are several records of this type for the name; homederp never deletes records, so remove the extra ones in the Cloudflare dashboard ({{.Err}})", nil)
 	}
 	return err
 }

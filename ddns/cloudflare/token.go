@@ -2,11 +2,12 @@ package cloudflare
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/homederp/homederp/internal/usermsg"
 )
 
 // Check verifies the provider's token with GET /user/tokens/verify, which
@@ -17,10 +18,10 @@ import (
 func (p *Provider) Check(ctx context.Context, hostname string) error {
 	token := p.lib.APIToken
 	if token == "" {
-		return errors.New("the API token is empty")
+		return usermsg.Errorf("provider.cloudflare.empty", "the API token is empty", nil)
 	}
 	if strings.HasPrefix(strings.ToLower(token), "bearer ") {
-		return errors.New("paste the token without the word \"Bearer\"")
+		return usermsg.Errorf("provider.cloudflare.bearer", `paste the token without the word "Bearer"`, nil)
 	}
 	var res struct {
 		ID        string    `json:"id"`
@@ -34,14 +35,14 @@ func (p *Provider) Check(ctx context.Context, hostname string) error {
 	switch res.Status {
 	case "active":
 	case "disabled":
-		return &TokenError{"this Cloudflare API token is disabled; enable it under My Profile → API Tokens, or create a new one"}
+		return &TokenError{usermsg.Errorf("provider.cloudflare.disabled", "this Cloudflare API token is disabled; enable it under My Profile → API Tokens, or create a new one", nil)}
 	case "expired":
-		return &TokenError{"this Cloudflare API token has expired; create a new one with the \"Edit zone DNS\" template"}
+		return &TokenError{usermsg.Errorf("provider.cloudflare.expired", `this Cloudflare API token has expired; create a new one with the "Edit zone DNS" template`, nil)}
 	default:
-		return &TokenError{fmt.Sprintf("Cloudflare says this token's status is %q, not active", res.Status)}
+		return &TokenError{usermsg.Errorf("provider.cloudflare.status", `Cloudflare says this token's status is {{printf "%q" .Status}}, not active`, map[string]any{"Status": res.Status})}
 	}
 	if !res.NotBefore.IsZero() && time.Now().Before(res.NotBefore) {
-		return &TokenError{fmt.Sprintf("this Cloudflare API token only becomes valid at %s", res.NotBefore.Format(time.RFC1123))}
+		return &TokenError{usermsg.Errorf("provider.cloudflare.not_yet", "this Cloudflare API token only becomes valid at {{.Time}}", map[string]any{"Time": res.NotBefore.Format(time.RFC1123)})}
 	}
 	if hostname == "" {
 		return nil

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/homederp/homederp/internal/usermsg"
 	"github.com/libdns/libdns"
 	"github.com/miekg/dns"
 )
@@ -54,7 +55,7 @@ func (p *Provider) ZoneFor(ctx context.Context, hostname string) (string, error)
 	if p.Zone != "" {
 		z := strings.ToLower(dns.Fqdn(p.Zone))
 		if !dns.IsSubDomain(z, strings.ToLower(dns.Fqdn(hostname))) {
-			return "", fmt.Errorf("%s is not inside the configured zone %s", hostname, z)
+			return "", usermsg.Errorf("provider.rfc2136.outside_zone", "{{.Host}} is not inside the configured zone {{.Zone}}: correct the zone, or leave it empty to find it", map[string]any{"Host": hostname, "Zone": z})
 		}
 		return z, nil
 	}
@@ -163,7 +164,8 @@ func (p *Provider) SetRecords(ctx context.Context, zone string, recs []libdns.Re
 		case 1:
 			m.Used(cur)
 		default:
-			return nil, fmt.Errorf("%s has several %s records (%s); homederp keeps exactly one and never deletes records, so remove the extra ones on the DNS server %s", strings.TrimSuffix(h.Name, "."), dns.TypeToString[h.Rrtype], rdata(cur), p.Server)
+			return nil, usermsg.Errorf("provider.rfc2136.several", "{{.Name}} has several {{.Type}} records ({{.Data}}); homederp keeps exactly one and never deletes records, so remove the extra ones on the DNS server {{.Server}}",
+				map[string]any{"Name": strings.TrimSuffix(h.Name, "."), "Type": dns.TypeToString[h.Rrtype], "Data": rdata(cur), "Server": p.Server})
 		}
 		m.RemoveRRset([]dns.RR{set})
 		rrs = append(rrs, rr)
@@ -186,7 +188,8 @@ func (p *Provider) lookup(ctx context.Context, name string, typ uint16) ([]dns.R
 		return nil, err
 	}
 	if r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError {
-		return nil, fmt.Errorf("asking %s for the %s records of %s: DNS answer %s", p.Server, dns.TypeToString[typ], name, dns.RcodeToString[r.Rcode])
+		return nil, usermsg.Errorf("provider.rfc2136.lookup", "the DNS server {{.Server}} answered {{.Rcode}} when asked for the {{.Type}} records of {{.Name}}: check that it is the primary server of the zone and allows this box to query it",
+			map[string]any{"Server": p.Server, "Type": dns.TypeToString[typ], "Name": name, "Rcode": dns.RcodeToString[r.Rcode]})
 	}
 	var out []dns.RR
 	for _, rr := range r.Answer {
@@ -330,7 +333,7 @@ func (p *Provider) exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	}
 	conn, err := d.DialContext(ctx, "tcp", p.Server)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to the DNS server %s: %w", p.Server, err)
+		return nil, usermsg.Wrapf(err, "provider.rfc2136.connect", "cannot connect to the DNS server {{.Server}} over TCP: {{.Err}}", map[string]any{"Server": p.Server})
 	}
 	defer conn.Close()
 	p.requests.Add(1)
@@ -341,21 +344,17 @@ func (p *Provider) exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	r, _, err := cl.ExchangeWithConnContext(ctx, m, &dns.Conn{Conn: conn})
 	if err != nil {
 		if errors.Is(err, dns.ErrAuth) || errors.Is(err, dns.ErrTime) {
-			return nil, fmt.Errorf("%s does not accept the TSIG key %s: the key name, algorithm or secret is wrong, or this box's clock is off (%w)", p.Server, keyName, err)
+			return nil, usermsg.Wrapf(err, "provider.rfc2136.key", "{{.Server}} does not accept the TSIG key {{.Key}}: the key name, algorithm or secret is wrong, or this box's clock is off ({{.Err}})", map[string]any{"Server": p.Server, "Key": keyName})
 		}
 		if errors.Is(err, dns.ErrSig) || errors.Is(err, dns.ErrSecret) || errors.Is(err, dns.ErrKeyAlg) {
-			return nil, fmt.Errorf("the answer from %s is not signed with the TSIG key %s: check the key name, algorithm and secret (%w)", p.Server, keyName, err)
+			return nil, usermsg.Wrapf(err, "provider.rfc2136.unsigned", "the answer from {{.Server}} is not signed with the TSIG key {{.Key}}: check the key name, algorithm and secret ({{.Err}})", map[string]any{"Server": p.Server, "Key": keyName})
 		}
-		return nil, fmt.Errorf("sending the %s to %s: %w", kind(m), p.Server, err)
+		if m.Opcode == dns.OpcodeUpdate {
+			return nil, usermsg.Wrapf(err, "provider.rfc2136.update", "the DNS server {{.Server}} did not answer the update: {{.Err}}", map[string]any{"Server": p.Server})
+		}
+		return nil, usermsg.Wrapf(err, "provider.rfc2136.query", "the DNS server {{.Server}} did not answer the query: {{.Err}}", map[string]any{"Server": p.Server})
 	}
 	return r, nil
-}
-
-func kind(m *dns.Msg) string {
-	if m.Opcode == dns.OpcodeUpdate {
-		return "update"
-	}
-	return "query"
 }
 
 // Interface guards.

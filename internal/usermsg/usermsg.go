@@ -41,12 +41,37 @@ func Say(id, text string, args map[string]any) (string, Msg) {
 type Error struct {
 	Msg
 	text string
+	err  error // the cause, for errors.Is and errors.As
 }
 
 func (e *Error) Error() string { return e.text }
+
+// Unwrap returns the cause given to Wrapf, or nil.
+func (e *Error) Unwrap() error { return e.err }
 
 // Errorf is Say for an error.
 func Errorf(id, text string, args map[string]any) *Error {
 	s, m := Say(id, text, args)
 	return &Error{Msg: m, text: s}
+}
+
+// Wrapf is Errorf for a sentence that explains err: the sentence's
+// argument "Err" is err, translated with it where err is a sentence
+// itself and otherwise its own text (a library's, which stays as it is
+// in every language); errors.Is and errors.As see err through it.
+func Wrapf(err error, id, text string, args map[string]any) *Error {
+	a := make(map[string]any, len(args)+1)
+	for k, v := range args {
+		a[k] = v
+	}
+	var cause any = err.Error()
+	if _, ok := err.(interface {
+		UserMessage() (string, map[string]any)
+	}); ok {
+		cause = err
+	}
+	a["Err"] = cause
+	e := Errorf(id, text, a)
+	e.err = err
+	return e
 }

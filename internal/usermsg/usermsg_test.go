@@ -3,6 +3,7 @@ package usermsg
 import (
 	"errors"
 	"fmt"
+	"os"
 	"testing"
 )
 
@@ -35,5 +36,19 @@ func TestSay(t *testing.T) {
 	}
 	if got, want := wrapped.Error(), `checking: "99999" is not a port number (1–65535)`; got != want {
 		t.Errorf("Error: got %q, want %q", got, want)
+	}
+}
+
+func TestWrapf(t *testing.T) {
+	cause := fmt.Errorf("dial tcp: %w", os.ErrDeadlineExceeded)
+	err := Wrapf(cause, "x.connect", "connecting to {{.Server}}: {{.Err}}", map[string]any{"Server": "ns1:53"})
+	if got, want := err.Error(), "connecting to ns1:53: dial tcp: i/o timeout"; got != want {
+		t.Errorf("Error: got %q, want %q", got, want)
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("errors.Is(%v, os.ErrDeadlineExceeded): got false, want true", err)
+	}
+	if id, args := err.UserMessage(); id != "x.connect" || args["Err"] != cause.Error() || args["Server"] != "ns1:53" {
+		t.Errorf("UserMessage: got %q %v, want x.connect with Err and Server", id, args)
 	}
 }
