@@ -293,7 +293,7 @@ func (g *gate) askTailscaled(ctx context.Context, k key.NodePublic) verdict {
 	if isVersionSkew(err) {
 		return verdict{reason: "the box's tailscaled is too old for this relay (tailscale issue 12617)"}
 	}
-	return verdict{reason: "cannot ask the box's tailscaled: " + plainLocalAPIError(err)}
+	return verdict{reason: "cannot ask the box's tailscaled: " + plainLocalAPIError(err).Error()}
 }
 
 func (g *gate) askURL(ctx context.Context, k key.NodePublic, src netip.Addr) verdict {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/homederp/homederp/internal/usermsg"
 	"tailscale.com/types/logger"
 )
 
@@ -41,6 +42,9 @@ type CertInfo struct {
 	// not the one being served (the previous one stays in use), e.g.
 	// "derp.example.com.crt and .key do not belong together"; "" if fine.
 	Error string
+	// Msg is Error's sentence, for the web UI's catalogues; zero if it
+	// has none.
+	Msg usermsg.Msg
 	// Pin says clients cannot verify the served certificate through a CA
 	// they trust although it is not self-signed (a Let's Encrypt staging
 	// certificate), so the DERP map must pin it too.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/homederp/homederp/internal/statefile"
+	"github.com/homederp/homederp/internal/usermsg"
 	"tailscale.com/types/logger"
 )
 
@@ -257,11 +258,12 @@ func (m *ManualCerts) CertInfo() CertInfo {
 	if m.err == nil {
 		return info
 	}
+	args := map[string]any{"Err": m.err.Error()}
 	switch {
 	case m.cur.Load() != nil:
-		info.Error = m.err.Error() + "; the previous certificate stays in use"
+		info.Error, info.Msg = usermsg.Say("relaystate.manual_previous", "{{.Err}}; the previous certificate stays in use", args)
 	case m.fallback != nil:
-		info.Error = m.err.Error() + "; serving the self-signed certificate meanwhile"
+		info.Error, info.Msg = usermsg.Say("relaystate.manual_fallback", "{{.Err}}; serving the self-signed certificate meanwhile", args)
 	default:
 		info.Error = m.err.Error()
 	}

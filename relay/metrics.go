@@ -4,6 +4,7 @@ import (
 	"expvar"
 	"net/http"
 
+	"github.com/homederp/homederp/internal/usermsg"
 	"tailscale.com/metrics"
 	"tailscale.com/tsweb/varz"
 )
@@ -56,17 +57,26 @@ func (s *Server) Status() Status {
 			st.TailscaledState = "not checked yet"
 		}
 		st.TailscaledPeers = ts.peers
-		st.VerifyProblem = verifyProblem(p.Verify, ts)
+		if ts.why != nil {
+			en, m := usermsg.Say("relaystate.ts_unreachable", "unreachable: {{.Why}}", map[string]any{"Why": ts.why})
+			st.note(en, m)
+		}
+		var m usermsg.Msg
+		st.VerifyProblem, m = verifyProblem(p.Verify, ts)
+		st.note(st.VerifyProblem, m)
 	}
 
 	pin := false
 	if d, ok := s.CertSource().(CertDescriber); ok {
 		info := d.CertInfo()
 		st.CertMode, st.CertError, pin = info.Mode, info.Error, info.Pin
+		st.note(info.Error, info.Msg)
 	}
 	if _, leaf, err := s.Certificate(); err != nil {
 		if st.CertError == "" {
-			st.CertError = "no certificate to serve: " + err.Error()
+			var m usermsg.Msg
+			st.CertError, m = usermsg.Say("relaystate.no_cert", "no certificate to serve: {{.Err}}", map[string]any{"Err": err.Error()})
+			st.note(st.CertError, m)
 		}
 	} else {
 		st.CertNotAfter = leaf.NotAfter
@@ -81,7 +91,9 @@ func (s *Server) Status() Status {
 		}
 	}
 	if len(p.MeshWith) > 0 && p.MeshKey == "" {
-		st.MeshError = "mesh peers are listed but no mesh key is set; the mesh is off"
+		var m usermsg.Msg
+		st.MeshError, m = usermsg.Say("relaystate.mesh_no_key", "mesh peers are listed but no mesh key is set; the mesh is off", nil)
+		st.note(st.MeshError, m)
 	}
 	return st
 }

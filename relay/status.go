@@ -1,6 +1,10 @@
 package relay
 
-import "time"
+import (
+	"time"
+
+	"github.com/homederp/homederp/internal/usermsg"
+)
 
 // Status is what the web UI shows about the relay. It is a snapshot:
 // values do not change after Status returns.
@@ -62,4 +66,20 @@ type Status struct {
 
 	Mesh      []MeshStatus // one entry per configured mesh peer
 	MeshError string       // why the mesh is not running as configured, e.g. no mesh key; "" if fine
+
+	// Msgs are the sentences of Error, CertError, VerifyProblem and
+	// MeshError, by their English, for the web UI to translate (as
+	// ddns.Status.Msgs); a text without one stays English.
+	Msgs map[string]usermsg.Msg `json:"-"`
+}
+
+// note records the sentence of the English en, if it has one.
+func (st *Status) note(en string, m usermsg.Msg) {
+	if en == "" || m.ID == "" {
+		return
+	}
+	if st.Msgs == nil {
+		st.Msgs = map[string]usermsg.Msg{}
+	}
+	st.Msgs[en] = m
 }

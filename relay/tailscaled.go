@@ -3,11 +3,11 @@ package relay
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/homederp/homederp/internal/usermsg"
 	"tailscale.com/client/local"
 	"tailscale.com/types/logger"
 )
@@ -34,13 +34,19 @@ type tailscaledWatch struct {
 }
 
 type tailscaledState struct {
-	state string // "Running", "NeedsLogin", …, "unreachable: <why>", or "" before the first poll
-	peers int    // peers tailscaled knows: the nodes verify-clients can admit
+	state string         // "Running", "NeedsLogin", …, "unreachable: <why>", or "" before the first poll
+	why   *usermsg.Error // <why> as a sentence, when unreachable
+	peers int            // peers tailscaled knows: the nodes verify-clients can admit
 }
 
-// notAnswering is the state of a tailscaled that accepts connections on
-// its socket but does not answer (hung, or stopped with SIGSTOP).
-const notAnswering = "unreachable: tailscaled is not answering"
+// unreachable is the state of a tailscaled the watch cannot ask.
+func unreachable(why *usermsg.Error, peers int) tailscaledState {
+	return tailscaledState{state: "unreachable: " + why.Error(), why: why, peers: peers}
+}
+
+// notAnswering is why a tailscaled that accepts connections on its socket
+// but does not answer (hung, or stopped with SIGSTOP) is unreachable.
+var notAnswering = usermsg.Errorf("relaystate.ts_no_answer", "tailscaled is not answering", nil)
 
 func newTailscaledWatch(client func(socket string) *local.Client, logf logger.Logf, interval, timeout time.Duration) *tailscaledWatch {
 	return &tailscaledWatch{client: client, logf: logf, interval: interval, timeout: timeout, kick: make(chan struct{}, 1)}
@@ -101,7 +107,7 @@ func (w *tailscaledWatch) poll(ctx context.Context, lc *local.Client) {
 	case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
 		return // stopping
 	case err != nil:
-		next.state = "unreachable: " + plainLocalAPIError(err)
+		next = unreachable(plainLocalAPIError(err), 0)
 	default:
 		next.state = st.BackendState
 		next.peers = len(st.Peer)
@@ -134,7 +140,7 @@ func (w *tailscaledWatch) noteNotAnswering() {
 	w.mu.Lock()
 	peers := w.state.peers
 	w.mu.Unlock()
-	w.set(tailscaledState{state: notAnswering, peers: peers})
+	w.set(unreachable(notAnswering, peers))
 }
 
 // noteAnswer is an admission check that got an answer: if the watch
@@ -156,17 +162,17 @@ func (w *tailscaledWatch) get() tailscaledState {
 }
 
 // plainLocalAPIError shortens a LocalAPI error to what a user can act on.
-func plainLocalAPIError(err error) string {
+func plainLocalAPIError(err error) *usermsg.Error {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "no such file or directory"):
-		return "tailscaled is not running (its socket does not exist): " + msg
+		return usermsg.Wrapf(err, "relaystate.ts_no_socket", "tailscaled is not running (its socket does not exist): {{.Err}}", nil)
 	case strings.Contains(msg, "connection refused"):
-		return "tailscaled is not running (connection refused): " + msg
+		return usermsg.Wrapf(err, "relaystate.ts_refused", "tailscaled is not running (connection refused): {{.Err}}", nil)
 	case errors.Is(err, context.DeadlineExceeded):
-		return strings.TrimPrefix(notAnswering, "unreachable: ")
+		return notAnswering
 	}
-	return msg
+	return usermsg.Wrapf(err, "relaystate.ts_error", "tailscaled answered with an error: {{.Err}}", nil)
 }
 
 // isVersionSkew recognizes a tailscaled older than the relay's
@@ -175,21 +181,22 @@ func isVersionSkew(err error) bool {
 	return strings.Contains(err.Error(), "invalid 'addr' parameter")
 }
 
-// verifyProblem says in plain words why clients are refused, or "".
-func verifyProblem(v Verify, ts tailscaledState) string {
+// verifyProblem says in plain words why clients are refused, or "" (and
+// the zero Msg).
+func verifyProblem(v Verify, ts tailscaledState) (string, usermsg.Msg) {
 	if v.normalized().Mode != VerifyTailscaled {
-		return ""
+		return "", usermsg.Msg{}
 	}
 	switch {
 	case ts.state == "":
-		return "" // not polled yet
+		return "", usermsg.Msg{} // not polled yet
 	case ts.state == "Running":
-		return ""
-	case strings.HasPrefix(ts.state, "unreachable: "):
-		return fmt.Sprintf("verify-clients is on but the box's %s; every new client is refused until it is back", strings.TrimPrefix(ts.state, "unreachable: "))
+		return "", usermsg.Msg{}
+	case ts.why != nil:
+		return usermsg.Say("relaystate.verify_unreachable", "verify-clients is on but the box's {{.Why}}; every new client is refused until it is back", map[string]any{"Why": ts.why})
 	case ts.state == "NeedsLogin", ts.state == "NeedsMachineAuth":
-		return fmt.Sprintf("verify-clients is on but the box's tailscaled is not logged in to your tailnet (%s); every new client is refused until it is", ts.state)
+		return usermsg.Say("relaystate.verify_logged_out", "verify-clients is on but the box's tailscaled is not logged in to your tailnet ({{.State}}); every new client is refused until it is", map[string]any{"State": ts.state})
 	default:
-		return fmt.Sprintf("verify-clients is on but the box's tailscaled is %s, not Running; new clients are refused", ts.state)
+		return usermsg.Say("relaystate.verify_not_running", "verify-clients is on but the box's tailscaled is {{.State}}, not Running; new clients are refused", map[string]any{"State": ts.state})
 	}
 }

@@ -163,6 +163,13 @@ func TestVerifyTailscaledDown(t *testing.T) {
 	if !strings.Contains(st.VerifyProblem, "every new client is refused") {
 		t.Errorf("VerifyProblem: got %q", st.VerifyProblem)
 	}
+	// The web UI translates both by their sentences.
+	if got, want := st.Msgs[st.VerifyProblem].ID, "relaystate.verify_unreachable"; got != want {
+		t.Errorf("the sentence of VerifyProblem: got %q, want %q", got, want)
+	}
+	if got, want := st.Msgs[st.TailscaledState].ID, "relaystate.ts_unreachable"; got != want {
+		t.Errorf("the sentence of TailscaledState: got %q, want %q", got, want)
+	}
 	logMu.Lock()
 	var refusalLines int
 	for _, l := range logged {

@@ -29,12 +29,12 @@ import (
 // msgPackages are the directories, relative to this one, whose Go code
 // names catalogue keys.
 var msgPackages = []string{".", "../appliance/config", "../appliance/derpmap", "../ddns/apiclient", "../ddns/records",
-	"../ddns/tencentcloud", "../ddns/alidns", "../ddns/cloudflare", "../ddns/rfc2136", "../ddns/ipclass", "../relay/portmap", "../relay/spec", "../appliance", "../ddns", "../ddns/detect"}
+	"../ddns/tencentcloud", "../ddns/alidns", "../ddns/cloudflare", "../ddns/rfc2136", "../ddns/ipclass", "../relay/portmap", "../relay/spec", "../relay", "../relay/acmedns", "../appliance", "../ddns", "../ddns/detect"}
 
 // keyRx is what a catalogue key looks like in Go code: one of the
 // catalogues' top-level tables, then dotted lowercase words. Config paths
 // such as "relay.derp_port" start with other words.
-var keyRx = regexp.MustCompile(`^(layout|nav|login|message|http|time|setup|forward|status|word|tsstate|map|peerrelay|flash|tailscaled|warn|reach|setting|check|provider|router|reason|spec|detect|dns)\.[a-z0-9_.]+$`)
+var keyRx = regexp.MustCompile(`^(layout|nav|login|message|http|time|setup|forward|status|word|tsstate|map|peerrelay|flash|tailscaled|warn|reach|setting|check|provider|router|reason|spec|detect|dns|relaystate)\.[a-z0-9_.]+$`)
 
 // catalogue reads one language's messages by ID.
 func catalogue(t *testing.T, tag string) map[string]*i18n.Message {
@@ -272,7 +272,7 @@ func englishInCode(t *testing.T) map[string]string {
 		}
 		out[id] = text
 	}
-	dirs := []string{"../appliance/config", "../appliance/derpmap", "../relay/portmap", "../relay/spec", "../appliance", "../ddns", "../ddns/detect",
+	dirs := []string{"../appliance/config", "../appliance/derpmap", "../relay/portmap", "../relay/spec", "../relay", "../relay/acmedns", "../appliance", "../ddns", "../ddns/detect",
 		"../ddns/tencentcloud", "../ddns/alidns", "../ddns/cloudflare", "../ddns/rfc2136"}
 	var consts map[string]string // the file's string constants, by name
 	eachGoNode(t, dirs, func(n ast.Node) {

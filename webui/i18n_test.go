@@ -21,6 +21,7 @@ import (
 	"github.com/homederp/homederp/ddns/rfc2136"
 	"github.com/homederp/homederp/ddns/tencentcloud"
 	"github.com/homederp/homederp/internal/usermsg"
+	"github.com/homederp/homederp/relay"
 )
 
 var htmlLangRx = regexp.MustCompile(`<html lang="([^"]+)">`)
@@ -274,5 +275,36 @@ func TestChineseDDNSSentences(t *testing.T) {
 	// English pages show the English as it is.
 	if got := english(t).sentences(ds.Msgs, ds.LastError); got != ds.LastError {
 		t.Errorf("English: got %q, want %q", got, ds.LastError)
+	}
+}
+
+// TestChineseRelaySentences: the relay's certificate and verify-clients
+// problems, which nest sentences and carry the CA's own words, are
+// translated sentence by sentence on the status page and in warnings.
+func TestChineseRelaySentences(t *testing.T) {
+	en, zh := catalogue(t, "en"), chinese(t)
+	sentence := func(id string, args map[string]any) (string, usermsg.Msg) { return usermsg.Say(id, en[id].Other, args) }
+	fallback := usermsg.Errorf("relaystate.acme_fallback", en["relaystate.acme_fallback"].Other, nil)
+	cert, certMsg := sentence("relaystate.acme_attempt_failed", map[string]any{"Attempt": 2, "Err": "urn:ietf:params:acme:error:serverInternal", "Next": "2026-12-04 05:00:00 UTC", "Fallback": fallback})
+	why := usermsg.Errorf("relaystate.ts_no_answer", en["relaystate.ts_no_answer"].Other, nil)
+	verify, verifyMsg := sentence("relaystate.verify_unreachable", map[string]any{"Why": why})
+	rs := &relay.Status{CertError: cert, VerifyProblem: verify, Msgs: map[string]usermsg.Msg{cert: certMsg, verify: verifyMsg}}
+	c := config.Default()
+	c.Hostname = "derp.example.com"
+	c.Relay.VerifyClients = true
+	ws := strings.Join(warnings(zh, c, rs, nil, tailnetView{}, dnsView{}, time.Now()), "\n")
+	for _, want := range []string{
+		"还没有受信任的证书：第 2 次尝试失败：urn:ietf:params:acme:error:serverInternal；下次尝试在 2026-12-04 05:00:00 UTC；在此期间使用自签名证书",
+		"客户端验证已开启，但本机的 tailscaled 没有响应",
+	} {
+		if !strings.Contains(ws, want) {
+			t.Errorf("warnings lack %q:\n%s", want, ws)
+		}
+	}
+	if strings.Contains(ws, "meanwhile") || strings.Contains(ws, "not answering") {
+		t.Errorf("English left in translated sentences:\n%s", ws)
+	}
+	if got := english(t).sentences(rs.Msgs, rs.CertError); got != cert {
+		t.Errorf("English: got %q, want %q", got, cert)
 	}
 }

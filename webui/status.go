@@ -217,16 +217,16 @@ func warnings(t *tr, c config.Config, rs *relay.Status, ds *ddns.Status, tn tail
 			add(t.S("warn.relay", "Err", rs.Error))
 		}
 		if rs.CertError != "" {
-			add(t.S("warn.cert", "Err", rs.CertError))
+			add(t.S("warn.cert", "Err", t.sentences(rs.Msgs, rs.CertError)))
 		}
 		if rs.VerifyProblem != "" {
-			add(t.S("warn.verify", "Err", rs.VerifyProblem))
+			add(t.S("warn.verify", "Err", t.sentences(rs.Msgs, rs.VerifyProblem)))
 		}
 		if c.Cert.Mode == config.CertACMEDNS && rs.CertPinned && c.Cert.ACMECA != "staging" {
 			add(t.S("warn.acme_pending"))
 		}
 		if rs.MeshError != "" {
-			add(t.S("warn.mesh", "Err", rs.MeshError))
+			add(t.S("warn.mesh", "Err", t.sentences(rs.Msgs, rs.MeshError)))
 		}
 		for _, m := range rs.Mesh {
 			switch {

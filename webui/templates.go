@@ -47,18 +47,21 @@ func (s *Server) funcs(t *tr) template.FuncMap {
 			}
 			return when.UTC().Format("2006-01-02 15:04 UTC")
 		},
-		"join":     strings.Join,
-		"ints":     joinInts,
-		"dur":      func(d config.Duration) string { return time.Duration(d).String() },
-		"errs":     func(m map[string][]string, field string) []string { return m[field] },
-		"has":      func(m map[string]bool, k string) bool { return m[k] },
-		"state":    t.backendState,
-		"certmode": t.certMode,
-		"provider": t.providerName,
-		"match":    t.match,
-		"event":    t.event,
-		"severity": t.severity,
-		"format":   t.mapFormat,
+		"join":  strings.Join,
+		"ints":  joinInts,
+		"dur":   func(d config.Duration) string { return time.Duration(d).String() },
+		"errs":  func(m map[string][]string, field string) []string { return m[field] },
+		"has":   func(m map[string]bool, k string) bool { return m[k] },
+		"state": t.backendState,
+		// sentences translates what a service said in English (its
+		// status's Msgs), e.g. a relay's certificate error.
+		"sentences": t.sentences,
+		"certmode":  t.certMode,
+		"provider":  t.providerName,
+		"match":     t.match,
+		"event":     t.event,
+		"severity":  t.severity,
+		"format":    t.mapFormat,
 		// flashFor picks the messages for one section of a page.
 		"flashFor": func(fs []flashMsg, anchor string) []string {
 			var out []string

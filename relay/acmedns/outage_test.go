@@ -87,8 +87,12 @@ func TestOutagesRFC2136(t *testing.T) {
 				t.Errorf("CertInfo: %q; want it to contain %q", msg, want)
 			}
 		}
-		if st := tr.srv.Status(); st.CertError != msg || !st.CertPinned {
+		st := tr.srv.Status()
+		if st.CertError != msg || !st.CertPinned {
 			t.Errorf("relay status: error %q, pinned %v; want CertInfo's explanation and the pin", st.CertError, st.CertPinned)
+		}
+		if got, want := st.Msgs[msg].ID, "relaystate.acme_attempt_failed"; got != want {
+			t.Errorf("the sentence of the certificate error: got %q, want %q", got, want)
 		}
 		if !bytes.Equal(tr.srv.PinnedCert(), fallback.Cert.Certificate[0]) {
 			t.Error("not serving the self-signed certificate")

@@ -3,18 +3,18 @@ package acmedns
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/homederp/homederp/internal/usermsg"
 	"github.com/homederp/homederp/relay"
 )
 
 // Mode is the relay.CertInfo mode of a Manager.
 const Mode = "acme-dns"
 
-// fallbackNote ends every status line that explains a fallback.
-const fallbackNote = "serving the self-signed certificate meanwhile (the DERP map pins it)"
+// fallback ends every status line that explains a fallback.
+var fallback = usermsg.Errorf("relaystate.acme_fallback", "serving the self-signed certificate meanwhile (the DERP map pins it)", nil)
 
 // GetCertificate serves the newest valid certificate certmagic holds for
 // the hostname, whatever name the client asked for (DERP clients ask for
@@ -74,22 +74,33 @@ func (m *Manager) CertInfo() relay.CertInfo {
 	info := relay.CertInfo{Mode: Mode, Pin: c != nil && m.staging()}
 	day := func(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 	at := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+	say := func(id, text string, args map[string]any) {
+		if args == nil {
+			args = map[string]any{}
+		}
+		args["Fallback"] = fallback
+		info.Error, info.Msg = usermsg.Say(id, text, args)
+	}
+	// The CA's and certmagic's own words (Err) stay as they are.
 	switch {
 	case c != nil && st.renewErr != "":
-		info.Error = fmt.Sprintf("renewing the certificate failed (%s): %s; the current one stays in use until it expires on %s, and renewal is retried", at(st.renewErrAt), st.renewErr, day(c.Leaf.NotAfter))
+		info.Error, info.Msg = usermsg.Say("relaystate.acme_renew_failed", "renewing the certificate failed ({{.At}}): {{.Err}}; the current one stays in use until it expires on {{.Expires}}, and renewal is retried",
+			map[string]any{"At": at(st.renewErrAt), "Err": st.renewErr, "Expires": day(c.Leaf.NotAfter)})
 	case c != nil:
 	case st.clockWait:
-		info.Error = "waiting for a synchronized clock before asking the ACME CA for a certificate; " + fallbackNote
+		say("relaystate.acme_clock", "waiting for a synchronized clock before asking the ACME CA for a certificate; {{.Fallback}}", nil)
 	case !expired.IsZero() && st.renewErr != "":
-		info.Error = fmt.Sprintf("the trusted certificate expired on %s and renewing it failed (%s): %s; renewal is retried; %s", day(expired), at(st.renewErrAt), st.renewErr, fallbackNote)
+		say("relaystate.acme_expired_failed", "the trusted certificate expired on {{.Expired}} and renewing it failed ({{.At}}): {{.Err}}; renewal is retried; {{.Fallback}}",
+			map[string]any{"Expired": day(expired), "At": at(st.renewErrAt), "Err": st.renewErr})
 	case !expired.IsZero():
-		info.Error = fmt.Sprintf("the trusted certificate expired on %s; renewing it; %s", day(expired), fallbackNote)
+		say("relaystate.acme_expired", "the trusted certificate expired on {{.Expired}}; renewing it; {{.Fallback}}", map[string]any{"Expired": day(expired)})
 	case st.lastErr != "" && !st.nextAttempt.IsZero():
-		info.Error = fmt.Sprintf("no trusted certificate yet: attempt %d failed: %s; next attempt at %s; %s", st.attempts, st.lastErr, at(st.nextAttempt), fallbackNote)
+		say("relaystate.acme_attempt_failed", "no trusted certificate yet: attempt {{.Attempt}} failed: {{.Err}}; next attempt at {{.Next}}; {{.Fallback}}",
+			map[string]any{"Attempt": st.attempts, "Err": st.lastErr, "Next": at(st.nextAttempt)})
 	case st.lastErr != "":
-		info.Error = fmt.Sprintf("no trusted certificate yet: %s; trying again now; %s", st.lastErr, fallbackNote)
+		say("relaystate.acme_retrying", "no trusted certificate yet: {{.Err}}; trying again now; {{.Fallback}}", map[string]any{"Err": st.lastErr})
 	default:
-		info.Error = fmt.Sprintf("asking %s for a certificate for %s (DNS-01 challenge); %s", m.caURL, m.host, fallbackNote)
+		say("relaystate.acme_asking", "asking {{.CA}} for a certificate for {{.Host}} (DNS-01 challenge); {{.Fallback}}", map[string]any{"CA": m.caURL, "Host": m.host})
 	}
 	return info
 }
