@@ -50,10 +50,16 @@ var (
 	machine = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
 )
 
+// maxWritten is issue 12's ceiling on an image's written bytes (the
+// allocated bytes of the image file: what `board flash` writes, and what
+// a download of the image costs), for every board.
+const maxWritten = 80 << 20
+
 // TestImageStructure builds every board's image once and reads it back
 // with independent tools: sfdisk and fdisk (partition tables), fsck.fat
 // and mtools (boot files), gokrazy's own FAT reader (what /update/switch
-// uses), unsquashfs (root tree and modes), e2fsck (/perm).
+// uses), unsquashfs (root tree and modes), e2fsck (/perm). It fails when
+// an image's written bytes grow past maxWritten.
 func TestImageStructure(t *testing.T) {
 	for _, tool := range []string{"sfdisk", "fdisk", "fsck.fat", "mdir", "mtype", "unsquashfs", "e2fsck"} {
 		testenv.NeedCommand(t, tool)
@@ -67,7 +73,10 @@ func TestImageStructure(t *testing.T) {
 			checkRoot(t, b, strings.HasPrefix(p.Boot, "UEFI"))
 			checkPerm(t, b)
 			alloc := allocated(t, b.image)
-			line := fmt.Sprintf("%-10s boot FAT16 %6.1f MiB  root squashfs %6.1f MiB  image %d MiB (%.0f MiB allocated)  built in %v",
+			if alloc > maxWritten {
+				t.Errorf("written bytes of the image: got %.1f MiB, want at most %d MiB", float64(alloc)/(1<<20), maxWritten>>20)
+			}
+			line := fmt.Sprintf("%-10s boot FAT16 %6.1f MiB  root squashfs %6.1f MiB  image %d MiB (%.1f MiB allocated)  built in %v",
 				p.Name, float64(boot)/(1<<20), float64(b.res.RootSize)/(1<<20), int64(testImageSize)>>20, float64(alloc)/(1<<20), b.took.Round(1e9))
 			t.Log(line)
 			sizes = append(sizes, line)

@@ -5,9 +5,11 @@
 // risky details demand:
 //
 //   - zlib compression (every kernel that gokrazy supports has it, and the
-//     Raspberry Pi kernels have no zstd) at its fastest level, as gokrazy
-//     does: three times the speed of the default level for 10% more bytes
-//     (BenchmarkWrite); 128 KiB blocks;
+//     Raspberry Pi kernels have no zstd) with github.com/klauspost/compress
+//     at level 8: 10% fewer bytes than the standard library's fastest
+//     level (which gokrazy uses) at about its speed, where the standard
+//     library's default level, for the same bytes, takes two to three
+//     times as long (BenchmarkWrite; BENCHMARKS.md); 128 KiB blocks;
 //   - every file, directory and symlink owned by root (one id, 0);
 //   - modes exactly as given: the root directory is 0755 (a 0700 root
 //     breaks daemons that drop privileges, such as gokrazy's ntp);

@@ -3,7 +3,6 @@ package squashfs
 import (
 	"bufio"
 	"bytes"
-	"compress/zlib"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -11,6 +10,8 @@ import (
 	"math"
 	"runtime"
 	"sync"
+
+	"github.com/klauspost/compress/zlib"
 )
 
 // On-disk constants of SquashFS 4.0 (linux/fs/squashfs/squashfs_fs.h).
@@ -198,6 +199,13 @@ func (fs *FS) WriteTo(w io.WriteSeeker, opts Options) (int64, error) {
 
 // writeFile compresses the file's blocks (in parallel, written in order)
 // and returns their on-disk size words and the bytes written.
+//
+// One block per core is being compressed at any time, and the next is
+// read and started as soon as one finishes, whichever it is; finished
+// blocks wait in a queue of twice as many until those before them are
+// written. (Waiting for a whole window of blocks instead leaves a core
+// idle whenever one block of the window is slower to compress than the
+// others, which at level 8 is often.)
 func writeFile(w io.Writer, n *node) ([]uint32, uint64, error) {
 	if n.size == 0 {
 		return nil, 0, nil
@@ -213,45 +221,54 @@ func writeFile(w io.Writer, n *node) ([]uint32, uint64, error) {
 	nblocks := int((n.size + blockSize - 1) / blockSize)
 	sizes := make([]uint32, nblocks)
 	var written uint64
-	// Compress a window of blocks at a time, one goroutine per core.
-	window := runtime.GOMAXPROCS(0)
+
+	procs := runtime.GOMAXPROCS(0)
+	busy := make(chan struct{}, procs) // a token for each block being compressed
+	var queue []chan compressed        // started blocks in file order, not yet written
+	done := 0                          // blocks written
+	writeNext := func() error {
+		c := <-queue[0]
+		queue = queue[1:]
+		if c.err != nil {
+			return c.err
+		}
+		b, size := c.out, uint32(len(c.out))
+		if len(b) >= len(c.raw) {
+			b, size = c.raw, uint32(len(c.raw))|uncompressed
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		sizes[done] = size
+		done++
+		written += uint64(len(b))
+		return nil
+	}
 	var readTotal int64
-	for first := 0; first < nblocks; first += window {
-		last := min(first+window, nblocks)
-		raw := make([][]byte, last-first)
-		for i := range raw {
-			want := min(int64(blockSize), n.size-int64(first+i)*blockSize)
-			raw[i] = make([]byte, want)
-			m, err := io.ReadFull(rc, raw[i])
-			readTotal += int64(m)
-			if err != nil {
-				return nil, 0, fmt.Errorf("squashfs: %s: got %d bytes, declared %d (did it change?): %w", n.name, readTotal, n.size, err)
-			}
+	for i := range nblocks {
+		raw := make([]byte, min(int64(blockSize), n.size-int64(i)*blockSize))
+		m, err := io.ReadFull(rc, raw)
+		readTotal += int64(m)
+		if err != nil {
+			return nil, 0, fmt.Errorf("squashfs: %s: got %d bytes, declared %d (did it change?): %w", n.name, readTotal, n.size, err)
 		}
-		out := make([][]byte, len(raw))
-		errs := make([]error, len(raw))
-		var wg sync.WaitGroup
-		for i := range raw {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				out[i], errs[i] = compress(raw[i])
-			}()
-		}
-		wg.Wait()
-		for i := range raw {
-			if errs[i] != nil {
-				return nil, 0, errs[i]
-			}
-			b, size := out[i], uint32(len(out[i]))
-			if len(b) >= len(raw[i]) {
-				b, size = raw[i], uint32(len(raw[i]))|uncompressed
-			}
-			if _, err := w.Write(b); err != nil {
+		if len(queue) == 2*procs {
+			if err := writeNext(); err != nil {
 				return nil, 0, err
 			}
-			sizes[first+i] = size
-			written += uint64(len(b))
+		}
+		c := make(chan compressed, 1) // never blocks a goroutine left behind by an error
+		queue = append(queue, c)
+		busy <- struct{}{}
+		go func() {
+			out, err := compress(raw)
+			<-busy
+			c <- compressed{raw, out, err}
+		}()
+	}
+	for len(queue) > 0 {
+		if err := writeNext(); err != nil {
+			return nil, 0, err
 		}
 	}
 	if extra, _ := rc.Read(make([]byte, 1)); extra > 0 {
@@ -260,12 +277,34 @@ func writeFile(w io.Writer, n *node) ([]uint32, uint64, error) {
 	return sizes, written, nil
 }
 
+// compressed is one data block: as read, and compressed.
+type compressed struct {
+	raw, out []byte
+	err      error
+}
+
+// zlibLevel is klauspost/compress's level 8: the bytes of the standard
+// library's default level at the speed of its fastest, on the programs of
+// an image (BenchmarkWrite; BENCHMARKS.md). Its encoder is pure Go, so an
+// arm64 and an amd64 build host write the same bytes.
+const zlibLevel = 8
+
+// zlibWriters keeps one encoder per goroutine that needs one: an encoder
+// at this level carries a few hundred KiB of tables, too many to allocate
+// for every 128 KiB block.
+var zlibWriters = sync.Pool{New: func() any {
+	zw, err := zlib.NewWriterLevel(nil, zlibLevel)
+	if err != nil {
+		panic(err) // only for a level out of range
+	}
+	return zw
+}}
+
 func compress(b []byte) ([]byte, error) {
 	var buf bytes.Buffer
-	zw, err := zlib.NewWriterLevel(&buf, zlib.BestSpeed)
-	if err != nil {
-		return nil, err
-	}
+	zw := zlibWriters.Get().(*zlib.Writer)
+	defer zlibWriters.Put(zw)
+	zw.Reset(&buf)
 	if _, err := zw.Write(b); err != nil {
 		return nil, err
 	}
