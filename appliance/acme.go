@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -43,6 +44,7 @@ type acmeView struct {
 type acmeSettings struct {
 	hostname  string
 	ca        string
+	caRoots   string // PEM: config.Cert.ACMECARoots
 	email     string
 	provider  string
 	rfc2136   config.RFC2136
@@ -58,6 +60,7 @@ func (s *acmeService) settingsFor(c config.Config) acmeSettings {
 	st := acmeSettings{
 		hostname:  hostname(c),
 		ca:        c.Cert.ACMECA,
+		caRoots:   c.Cert.ACMECARoots,
 		email:     c.Cert.ACMEEmail,
 		provider:  c.DDNS.Provider,
 		resolvers: strings.Join(c.DDNS.Resolvers, " "),
@@ -121,6 +124,10 @@ func (s *acmeService) startManager(c config.Config, st acmeSettings) (*acmedns.M
 	if err != nil {
 		return nil, err
 	}
+	roots, err := caRootPool(st.caRoots)
+	if err != nil {
+		return nil, err
+	}
 	cfg := acmedns.Config{
 		Hostname:  st.hostname,
 		CA:        st.ca,
@@ -129,7 +136,9 @@ func (s *acmeService) startManager(c config.Config, st acmeSettings) (*acmedns.M
 		DNS:       dns,
 		Fallback:  fallback,
 		Resolvers: c.DDNS.Resolvers,
-		Logf:      s.a.logf,
+		// nil (no roots configured): the system's.
+		TrustedRoots: roots,
+		Logf:         s.a.logf,
 		// The trusted certificate started or stopped serving: the
 		// map's pin changes.
 		OnChange: s.a.dmap.changed,
@@ -142,6 +151,23 @@ func (s *acmeService) startManager(c config.Config, st acmeSettings) (*acmedns.M
 		return nil, fmt.Errorf("starting: %w", err)
 	}
 	return m, nil
+}
+
+// caRootPool is the pool of a private ACME CA's roots (PEM), or nil for
+// the system's roots when there are none.
+func caRootPool(pemRoots string) (*x509.CertPool, error) {
+	if pemRoots == "" {
+		return nil, nil
+	}
+	certs, err := config.ParseACMECARoots(pemRoots)
+	if err != nil {
+		return nil, fmt.Errorf("the ACME CA's root certificates: %w", err)
+	}
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return pool, nil
 }
 
 // stop ends the running manager, if any.

@@ -57,7 +57,8 @@ func TestACMEDNSMode(t *testing.T) {
 	// ddns runs too (same provider): keep its detection on loopback.
 	h, _ := loopbackDDNS(t, bind.Addr, "203.0.113.9")
 	h.acme = func(c *acmedns.Config) {
-		c.TrustedRoots = ca.APIRoots
+		// The CA's API is trusted through cert.acme_ca_roots, as a
+		// private CA's is on the box.
 		c.Retry = []time.Duration{300 * time.Millisecond}
 		c.PropagationTimeout = 20 * time.Second
 		c.CheckInterval = 100 * time.Millisecond
@@ -78,6 +79,7 @@ func TestACMEDNSMode(t *testing.T) {
 		c.DDNS.Resolvers = []string{bind.Addr.String()}
 		c.Cert.Mode = config.CertACMEDNS
 		c.Cert.ACMECA = ca.DirectoryURL
+		c.Cert.ACMECARoots = string(ca.APIRootPEM())
 	})
 	c := a.store.Config()
 	mapFile := func() string {

@@ -52,7 +52,7 @@ var steps = []step{
 	{"ports", "/setup/ports", "setup.step.ports", []string{"relay.derp_port", "relay.stun_port", "port_mapping.enabled", "reverse_proxy.enabled", "reverse_proxy.public_host",
 		"reverse_proxy.public_port", "reverse_proxy.trusted"}, readPorts},
 	{"region", "/setup/region", "setup.step.region", []string{"region.id", "region.code", "region.name", "region.node_name"}, readRegion},
-	{"cert", "/setup/cert", "setup.step.cert", []string{"cert.mode", "cert.acme_ca", "cert.acme_email", "cert.pem", "cert.key"}, readCert},
+	{"cert", "/setup/cert", "setup.step.cert", []string{"cert.mode", "cert.acme_ca", "cert.acme_ca_roots", "cert.acme_email", "cert.pem", "cert.key"}, readCert},
 	{"tailnet", "/setup/tailnet", "setup.step.tailnet", []string{"tailnet.control_url", "auth_key"}, readTailnet},
 	{"verify", "/setup/verify", "setup.step.verify", []string{"relay.verify_clients", "relay.verify_client_url"}, readVerify},
 	{"peerrelay", "/setup/peerrelay", "setup.step.peerrelay", []string{"peer_relay.enabled", "peer_relay.port"}, readPeerRelay},

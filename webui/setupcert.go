@@ -23,8 +23,13 @@ func readCert(_ *tr, f url.Values, _ fieldErrs) change {
 		ca = ""
 	}
 	email := strings.TrimSpace(f.Get("cert.acme_email"))
+	roots := strings.TrimSpace(f.Get("cert.acme_ca_roots"))
+	if roots != "" {
+		roots += "\n"
+	}
 	return func(c *config.Config) {
 		c.Cert.Mode, c.Cert.InsecureForTests, c.Cert.ACMECA, c.Cert.ACMEEmail = mode, insecure, ca, email
+		c.Cert.ACMECARoots = roots
 	}
 }
 

@@ -1,6 +1,11 @@
 package config
 
 import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
 	"net/mail"
 	"strings"
 )
@@ -37,6 +42,14 @@ type Cert struct {
 	ACMECA string `json:"acme_ca,omitempty"`
 	// ACMEEmail is the optional contact address of the ACME account.
 	ACMEEmail string `json:"acme_email,omitempty"`
+	// ACMECARoots are the root certificates (PEM, e.g.
+	// "-----BEGIN CERTIFICATE-----\n...") that the HTTPS API of a
+	// private ACME CA at an https:// ACMECA chains to, such as step-ca's
+	// root_ca.crt: the box has only the public roots, so without them it
+	// cannot talk to such a CA at all. Empty means the public roots. They
+	// replace the public roots for the CA's API only; the relay's clients
+	// decide for themselves whether to trust what the CA issues.
+	ACMECARoots string `json:"acme_ca_roots,omitempty"`
 }
 
 func (c Config) validateCert(errs *Errors) {
@@ -58,6 +71,13 @@ func (c Config) validateCert(errs *Errors) {
 	default:
 		errs.add("cert.acme_ca", "setting.acme_ca_bad", "{{printf \"%q\" .CA}} is neither \"production\", \"staging\" nor an https:// ACME directory URL", Args{"CA": ca})
 	}
+	if r := c.Cert.ACMECARoots; r != "" {
+		if !strings.HasPrefix(c.Cert.ACMECA, "https://") {
+			errs.add("cert.acme_ca_roots", "setting.acme_roots_public", "root certificates are only for a private ACME CA: give its https:// directory URL, or leave them empty for Let's Encrypt", nil)
+		} else if _, err := ParseACMECARoots(r); err != nil {
+			errs.add("cert.acme_ca_roots", "setting.acme_roots_bad", "the ACME CA's root certificates: {{.Err}}", Args{"Err": err.Error()})
+		}
+	}
 	if e := c.Cert.ACMEEmail; e != "" {
 		if a, err := mail.ParseAddress(e); err != nil || a.Address != e {
 			errs.add("cert.acme_email", "setting.acme_email_bad", "{{printf \"%q\" .Email}} is not an e-mail address", Args{"Email": e})
@@ -71,4 +91,36 @@ func joinModes() string {
 		s = append(s, string(m))
 	}
 	return strings.Join(s, ", ")
+}
+
+// ParseACMECARoots parses Cert.ACMECARoots: one or more PEM
+// "CERTIFICATE" blocks, and nothing else but white space, so that a
+// paste cut short or a key pasted by mistake is refused when it is saved
+// rather than failing every later talk with the CA.
+func ParseACMECARoots(s string) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := []byte(s)
+	for {
+		rest = bytes.TrimSpace(rest)
+		if len(rest) == 0 {
+			break
+		}
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		switch {
+		case b == nil:
+			return nil, errors.New("not PEM (-----BEGIN CERTIFICATE-----), or cut short")
+		case b.Type != "CERTIFICATE":
+			return nil, fmt.Errorf("a PEM %q block where a CERTIFICATE belongs", b.Type)
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", len(certs)+1, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, errors.New("no certificate")
+	}
+	return certs, nil
 }
