@@ -2,8 +2,10 @@
 # The long form of TestPowerCuts (BENCHMARKS.md, "Power cuts"): boots the
 # amd64 image in qemu (TCG, OVMF, 1 vCPU, 512 MiB like a Pi Zero 2 W) and
 # pulls the plug 50 times (SIGKILL to qemu) at random moments during a
-# config save from the web UI, a tailscaled login to testcontrol and a
-# `board update`, in turn, powering the box on again after each. Every boot
+# config save from the web UI, a tailscaled login to testcontrol, a
+# `board update` and the first ACME DNS-01 certificate from Pebble (BIND
+# in the VM's namespace answering the challenge), in turn, powering the
+# box on again after each. Every boot
 # must serve the relay with the same pin and key, one whole configuration
 # generation, the old or the new build from its own root partition, and
 # tailscaled logged in with the same node key; at the end /perm must pass
@@ -11,7 +13,9 @@
 # test-output/powercut-figures.json.
 #
 # HOMEDERP_POWERCUT_CUTS sets the number of cuts (default 50);
-# HOMEDERP_POWERCUT_SEED replays a run's moments (the log names its seed).
+# HOMEDERP_POWERCUT_SEED replays a run's moments (the log names its seed);
+# HOMEDERP_POWERCUT_KINDS takes only some kinds in turn, e.g. "acme" or
+# "config,acme" (of config, login, update, acme).
 #
 # Needs root (network namespaces) and the test packages; like ./test.sh it
 # re-runs itself under sudo and installs them.
@@ -20,7 +24,8 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
 	exec sudo env "PATH=$PATH" "HOME=$HOME" "GOPATH=$(go env GOPATH)" "GOCACHE=$(go env GOCACHE)" \
 		${HOMEDERP_POWERCUT_CUTS:+"HOMEDERP_POWERCUT_CUTS=$HOMEDERP_POWERCUT_CUTS"} \
-		${HOMEDERP_POWERCUT_SEED:+"HOMEDERP_POWERCUT_SEED=$HOMEDERP_POWERCUT_SEED"} "$0" "$@"
+		${HOMEDERP_POWERCUT_SEED:+"HOMEDERP_POWERCUT_SEED=$HOMEDERP_POWERCUT_SEED"} \
+		${HOMEDERP_POWERCUT_KINDS:+"HOMEDERP_POWERCUT_KINDS=$HOMEDERP_POWERCUT_KINDS"} "$0" "$@"
 fi
 scripts/install-test-deps.sh
 export HOMEDERP_TEST_ALL=1

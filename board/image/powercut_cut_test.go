@@ -35,8 +35,15 @@ type cutRecord struct {
 	Tailnet  string   `json:"tailnet"`  // tailscaled's state after the boot
 	NodeKey  string   `json:"node_key"` // tailscaled's node key after the boot
 	Repairs  []string `json:"repairs"`  // console lines of the box repairing /perm
-	Outcome  string   `json:"outcome"`  // what the boot showed, in words
-	OK       bool     `json:"ok"`       // every check of the boot passed
+	// The certificate-issuance kind: which certificate the DERP port
+	// served first after the boot ("pinned self-signed" or "ACME"), when
+	// (since power-on) it served the CA's, and the ACME files on /perm as
+	// the boot found them.
+	Cert       string  `json:"cert,omitempty"`
+	ACMEAfterS float64 `json:"acme_after_s,omitempty"`
+	Stored     string  `json:"stored,omitempty"`
+	Outcome    string  `json:"outcome"` // what the boot showed, in words
+	OK         bool    `json:"ok"`      // every check of the boot passed
 }
 
 // cut runs the i-th of n cuts, of kind: it starts the activity, pulls
@@ -89,6 +96,21 @@ func (b *cutBox) cut(i, n int, kind string) {
 			},
 		}
 		run = func(ctx context.Context) error { _, err := update.Push(ctx, img, opts); return err }
+	case cutACME:
+		// A new CA makes this a first issuance (see powercut_acme_test.go);
+		// the activity ends when the DERP port serves its certificate.
+		b.acme.newCA(b.hostname)
+		b.v.acme = b.acme.trust
+		post, err := b.web.prepare(ctx, "/setup/cert", b.acme.certForm())
+		if err != nil {
+			t.Fatalf("cut %d: before the save enabling ACME: %v", i, err)
+		}
+		run = func(ctx context.Context) error {
+			if err := post(ctx); err != nil {
+				return err
+			}
+			return b.awaitACME(ctx, acmeBound)
+		}
 	}
 
 	window := b.windows[kind]
@@ -114,6 +136,14 @@ func (b *cutBox) cut(i, n int, kind string) {
 	rec.CutAtS = time.Since(start).Seconds()
 	b.v.kill()
 	stop()
+	var ordersAtCut int64
+	if kind == cutACME {
+		ordersAtCut = b.acme.ca.NewOrders()
+		var err error
+		if rec.Stored, err = storedACME(t, b.img); err != nil {
+			t.Errorf("cut %d (%s): %v", i, kind, err)
+		}
+	}
 	phaseMu.Lock()
 	rec.Phase = phase
 	phaseMu.Unlock()
@@ -124,13 +154,21 @@ func (b *cutBox) cut(i, n int, kind string) {
 	// Power on again, in the same namespace: the box comes back by
 	// itself.
 	before := b.running
-	b.v = startVM(t, "amd64", b.img, b.console, vmOptions{MemoryMiB: boxMemoryMiB, NS: b.v.ns})
+	b.v = startVM(t, "amd64", b.img, b.console, vmOptions{MemoryMiB: boxMemoryMiB, NS: b.ns, ACME: b.acme.trust})
 	bt := b.v.waitRelay(t, 4*time.Minute)
 	rec.BootS = bt.derp.Seconds()
 	rec.Repairs = b.v.repairs()
 	var outcome []string
-	if pin, key := b.v.derpCheck(t); pin != b.pin || key != b.key {
+	// The pinned certificate, or (while issuing) a whole chain to the
+	// CA's root: derpCheck's fetchMap takes nothing else.
+	pin, key := b.v.derpCheck(t)
+	switch {
+	case kind == cutACME && pin == "" && key == b.key:
+		rec.Cert = "ACME"
+	case pin != b.pin || key != b.key:
 		t.Errorf("cut %d (%s): pin %s key %s, want the first boot's %s, %s", i, kind, pin, key, b.pin, b.key)
+	case kind == cutACME:
+		rec.Cert = "pinned self-signed"
 	}
 
 	// The old build or the new one, from its own root partition.
@@ -181,6 +219,16 @@ func (b *cutBox) cut(i, n int, kind string) {
 		outcome = append(outcome, "the previous configuration")
 	}
 	b.region = s.Config.Region
+	if kind == cutACME {
+		switch c := s.Config.Cert; {
+		case c.Mode == "acme-dns" && c.ACMECA == b.acme.caURL && c.ACMECARoots != "":
+		case c.Mode == "self-signed" && !rec.Finished:
+		default:
+			t.Errorf("cut %d (%s): certificate settings after the boot: mode %q, CA %q; want acme-dns at %s (or, before it served, self-signed)", i, kind, c.Mode, c.ACMECA, b.acme.caURL)
+		}
+		outcome = append(outcome, "served "+rec.Cert+" first")
+		outcome = append(outcome, b.afterACMECut(ctx, i, &rec, string(s.Config.Cert.Mode), ordersAtCut)...)
+	}
 
 	// tailscaled: logged in with the same node key, or (cut during the
 	// login) logged in or waiting for a login it then completes.
@@ -237,8 +285,12 @@ func (r cutRecord) line(n int) string {
 	if r.Phase != "" {
 		phase = fmt.Sprintf(", last step %q", r.Phase)
 	}
-	return fmt.Sprintf("cut %d/%d (%s): SIGKILL at %.2f s of a %.2f s window, %s%s; boot: DERP after %.1f s, build %s on root %d, region %q, tailscaled %s; %s",
-		r.N, n, r.Kind, r.CutAtS, r.WindowS, fin, phase, r.BootS, r.Build, r.Root, r.Region, r.Tailnet, r.Outcome)
+	acme := ""
+	if r.Kind == cutACME {
+		acme = fmt.Sprintf(", the CA's certificate after %.1f s; at the cut: %s", r.ACMEAfterS, r.Stored)
+	}
+	return fmt.Sprintf("cut %d/%d (%s): SIGKILL at %.2f s of a %.2f s window, %s%s; boot: DERP after %.1f s, build %s on root %d, region %q, tailscaled %s%s; %s",
+		r.N, n, r.Kind, r.CutAtS, r.WindowS, fin, phase, r.BootS, r.Build, r.Root, r.Region, r.Tailnet, acme, r.Outcome)
 }
 
 // login logs in to the box's web UI, which may answer a while after the
@@ -362,6 +414,13 @@ func (b *cutBox) powerOff() {
 		t.Errorf("e2fsck -fn /perm after the power cuts: %v\n%s", err, out)
 	} else {
 		t.Logf("e2fsck -fn /perm after the power cuts: clean")
+	}
+	if b.acme.ca != nil {
+		if sum, err := storedACME(t, b.img); err != nil {
+			t.Errorf("after the power cuts: %v", err)
+		} else {
+			t.Logf("after the power cuts: %s", sum)
+		}
 	}
 	doc, err := exec.Command("debugfs", "-R", "cat /homederp/"+config.FileName, perm).Output()
 	if err != nil {

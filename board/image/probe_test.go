@@ -56,8 +56,10 @@ func (v *vm) stunOnce(wait time.Duration) (mapped string, err error) {
 }
 
 // fetchMap fetches the DERP map the box serves on its DERP port and
-// checks that the port's certificate is the one the map pins. It returns
-// the map's region and the pin.
+// checks that the port's certificate is the one the map pins, or, for a
+// box in certificate mode acme-dns (v.acme), a map without a pin and a
+// whole chain from the port to v.acme's roots for its name. It returns
+// the map's region and the pin ("" for the CA's certificate).
 func (v *vm) fetchMap(timeout time.Duration) (*tailcfg.DERPRegion, string, error) {
 	resp, err := v.client(timeout).Get(fmt.Sprintf("https://127.0.0.1:%d/derpmap.json", derpPort))
 	if err != nil {
@@ -82,7 +84,12 @@ func (v *vm) fetchMap(timeout time.Duration) (*tailcfg.DERPRegion, string, error
 		return nil, "", fmt.Errorf("/derpmap.json: no nodes")
 	}
 	served := fmt.Sprintf("sha256-raw:%x", sha256.Sum256(resp.TLS.PeerCertificates[0].Raw))
-	if pin := region.Nodes[0].CertName; pin != served {
+	if pin := region.Nodes[0].CertName; pin == "" && v.acme != nil {
+		if err := v.acme.verify(resp.TLS.PeerCertificates); err != nil {
+			return nil, "", fmt.Errorf("the map pins nothing, and the DERP port's certificate: %w", err)
+		}
+		return region, "", nil
+	} else if pin != served {
 		return nil, "", fmt.Errorf("the map pins %q, the DERP port serves %q", pin, served)
 	}
 	return region, served, nil
@@ -153,7 +160,8 @@ func (v *vm) waitRelay(t testing.TB, d time.Duration) bootTimes {
 // derpCheck fetches the DERP map the box serves, checks the pin, and
 // relays a packet between two real derphttp clients dialing as the map
 // says (with the address replaced by the forwarded port). It returns the
-// pin and the server's DERP key.
+// pin ("" for an ACME CA's certificate: see fetchMap) and the server's
+// DERP key.
 func (v *vm) derpCheck(t testing.TB) (pin, serverKey string) {
 	t.Helper()
 	region, pin, err := v.fetchMap(20 * time.Second)
@@ -164,9 +172,15 @@ func (v *vm) derpCheck(t testing.TB) (pin, serverKey string) {
 	if node.DERPPort != derpPort || node.STUNPort != stunPort {
 		t.Errorf("map ports: DERP %d STUN %d, want %d and %d", node.DERPPort, node.STUNPort, derpPort, stunPort)
 	}
-	r := v.dialableRegion(t, region)
-	a := relaytest.Connect(t, r)
-	b := relaytest.Connect(t, r)
+	var a, b *relaytest.Client
+	if pin == "" {
+		// The CA's certificate: dial the name, as tailscaled does with
+		// a map without a pin, trusting the CA.
+		a, b = v.acme.connect(t, v.ns, node.HostName, node.DERPPort), v.acme.connect(t, v.ns, node.HostName, node.DERPPort)
+	} else {
+		r := v.dialableRegion(t, region)
+		a, b = relaytest.Connect(t, r), relaytest.Connect(t, r)
+	}
 	relaytest.Exchange(t, a, b)
 	return pin, a.ServerPublicKey().String()
 }

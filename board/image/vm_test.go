@@ -42,6 +42,7 @@ type vm struct {
 	ns       *netnstest.NS
 	started  time.Time // power on: qemu started
 	password string
+	acme     *acmeTrust // a CA whose certificate the DERP port may serve in place of the pinned one; nil: none
 
 	mu    sync.Mutex
 	lines []consoleLine
@@ -98,6 +99,9 @@ type vmOptions struct {
 	// NS is the network namespace to run in; nil makes a new one. A
 	// power-cycled box keeps its namespace.
 	NS *netnstest.NS
+	// ACME, if set, is the CA of a box in certificate mode acme-dns,
+	// whose map drops the pin once the CA's certificate serves.
+	ACME *acmeTrust
 }
 
 // startVM powers on goarch's machine with the disk image img, logging
@@ -129,6 +133,7 @@ func startVM(t testing.TB, goarch, img, console string, o vmOptions) *vm {
 		ns:       o.NS,
 		done:     make(chan error, 1),
 		password: testPassword,
+		acme:     o.ACME,
 	}
 	varsCopy := filepath.Join(t.TempDir(), "UEFI_VARS.fd")
 	b, err := os.ReadFile(vars)
@@ -303,6 +308,13 @@ func (v *vm) client(timeout time.Duration) *http.Client {
 // port, so a derphttp client (which dials on its own) reaches the box.
 func (v *vm) proxy(t testing.TB, port int) int {
 	t.Helper()
+	return proxyInto(t, v.ns, port)
+}
+
+// proxyInto forwards connections to a new host loopback port into the
+// namespace's 127.0.0.1:port and returns the host port.
+func proxyInto(t testing.TB, ns *netnstest.NS, port int) int {
+	t.Helper()
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -317,7 +329,7 @@ func (v *vm) proxy(t testing.TB, port int) int {
 			go func() {
 				defer c.Close()
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				up, err := v.ns.Dialer().DialContext(ctx, "tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+				up, err := ns.Dialer().DialContext(ctx, "tcp4", fmt.Sprintf("127.0.0.1:%d", port))
 				cancel()
 				if err != nil {
 					return

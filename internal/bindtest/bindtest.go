@@ -45,8 +45,12 @@ type Options struct {
 	Addrs []netip.Addr
 	Port  uint16
 	// NSName is the zone's name server; default "ns1.<zone>", with A/AAAA
-	// records for Addrs.
+	// records for NSAddrs.
 	NSName string
+	// NSAddrs are NSName's addresses in the zone when it is inside it,
+	// for clients that reach named elsewhere than at Addrs (a qemu guest
+	// reaches the host's loopback at slirp's 10.0.2.2); default Addrs.
+	NSAddrs []netip.Addr
 
 	// Command wraps how named starts, e.g. a netnstest.NS's Command to
 	// run it inside a namespace; nil = on the host.
@@ -177,8 +181,12 @@ zone "%[8]s" {
 	fmt.Fprintf(&zone, "$ORIGIN %s\n$TTL 60\n", o.Zone)
 	fmt.Fprintf(&zone, "@ IN SOA %s hostmaster.%s 1 3600 600 86400 60\n", dns.Fqdn(o.NSName), o.Zone)
 	fmt.Fprintf(&zone, "@ IN NS %s\n", dns.Fqdn(o.NSName))
+	nsAddrs := o.NSAddrs
+	if len(nsAddrs) == 0 {
+		nsAddrs = o.Addrs
+	}
 	if dns.IsSubDomain(o.Zone, dns.Fqdn(o.NSName)) {
-		for _, a := range o.Addrs {
+		for _, a := range nsAddrs {
 			typ := "A"
 			if a.Is6() {
 				typ = "AAAA"

@@ -17,8 +17,10 @@ package pebbletest
 import (
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -49,6 +51,12 @@ type Options struct {
 	// Logf receives Pebble's log; nil = quiet. Lines written after the
 	// test ended are dropped.
 	Logf func(format string, args ...any)
+	// Listener serves the ACME API, e.g. one opened inside a network
+	// namespace (netnstest.NS.MustListen) for a VM there; nil = a new
+	// one on the host's 127.0.0.1. httptest's certificate is valid for
+	// 127.0.0.1, ::1, example.com and *.example.com: a client reaching
+	// the API by another address needs such a name for it.
+	Listener net.Listener
 }
 
 // Server is a running Pebble.
@@ -122,6 +130,10 @@ func Start(t testing.TB, o Options) *Server {
 		mux.ServeHTTP(w, r)
 	}))
 	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // clients that give up mid-handshake
+	if o.Listener != nil {
+		s.srv.Listener.Close()
+		s.srv.Listener = o.Listener
+	}
 	s.srv.StartTLS()
 	t.Cleanup(s.srv.Close)
 
@@ -132,6 +144,12 @@ func Start(t testing.TB, o Options) *Server {
 	s.Roots = x509.NewCertPool()
 	s.Roots.AddCert(s.Root)
 	return s
+}
+
+// APIRootPEM is the certificate of the HTTPS API in PEM, e.g. for an
+// ACME client's configuration of trusted roots.
+func (s *Server) APIRootPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw})
 }
 
 // SetDown makes every request fail with 503 and an ACME problem (true) or

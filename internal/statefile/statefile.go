@@ -9,9 +9,9 @@
 // process dying, not the storage against a power cut: the fsyncs of the
 // file and of its directory are what a power cut needs. board/image's
 // TestPowerCuts is the proof on the box's file system: qemu killed at
-// random moments during config saves, tailscaled logins and updates, and
-// every boot finds one whole configuration (scripts/bench-powercut.sh: 50
-// cuts).
+// random moments during config saves, tailscaled logins, updates and
+// ACME issuance, and every boot finds one whole configuration and whole
+// ACME files (scripts/bench-powercut.sh: 50 cuts).
 package statefile
 
 import (
