@@ -3,8 +3,10 @@ package webui
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -186,6 +188,29 @@ func TestSetupStory(t *testing.T) {
 		mustStatus(t, "self-signed", resp, body, http.StatusSeeOther)
 		if c := b.store.Config().Cert; c.Mode != config.CertSelfSigned || !c.InsecureForTests || c.ACMECA != "" {
 			t.Errorf("cert: %+v", c)
+		}
+	})
+
+	t.Run("a private ACME CA with its roots", func(t *testing.T) {
+		ca := httptest.NewTLSServer(http.NotFoundHandler()) // any CA certificate will do
+		ca.Close()
+		root := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate().Raw}))
+		form := url.Values{"cert.mode": {"acme-dns"}, "cert.acme_ca": {"production"}, "cert.acme_ca_url": {"https://ca.example.com:9000/acme/acme/directory"}, "cert.acme_ca_roots": {root[:80]}}
+		resp, body := b.submit("/setup", "/setup/cert", form)
+		mustStatus(t, "roots cut short", resp, body, http.StatusBadRequest)
+		contains(t, "cert page", body, "the ACME CA&#39;s root certificates: not PEM")
+		form.Set("cert.acme_ca_roots", "\n"+root)
+		resp, body = b.submit("/setup", "/setup/cert", form)
+		mustStatus(t, "roots", resp, body, http.StatusSeeOther)
+		if c := b.store.Config().Cert; c.ACMECA != "https://ca.example.com:9000/acme/acme/directory" || c.ACMECARoots != root {
+			t.Errorf("cert: got CA %q roots %q, want the URL and %q", c.ACMECA, c.ACMECARoots, root)
+		}
+		_, body = b.get("/setup")
+		contains(t, "setup", body, `name="cert.acme_ca_roots"`, "-----BEGIN CERTIFICATE-----")
+		resp, body = b.submit("/setup", "/setup/cert", url.Values{"cert.mode": {"self-signed"}, "cert.acme_ca": {"production"}})
+		mustStatus(t, "self-signed", resp, body, http.StatusSeeOther)
+		if c := b.store.Config().Cert; c.ACMECA != "" || c.ACMECARoots != "" {
+			t.Errorf("cert after choosing Let's Encrypt: got CA %q roots %q, want neither", c.ACMECA, c.ACMECARoots)
 		}
 	})
 

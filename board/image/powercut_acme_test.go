@@ -235,12 +235,11 @@ func (b *cutBox) afterACMECut(ctx context.Context, i int, rec *cutRecord, mode s
 			t.Fatalf("cut %d (%s): saving acme-dns again after the boot: %v", i, rec.Kind, err)
 		}
 	}
-	start := time.Now()
 	if err := b.awaitACME(ctx, acmeBound); err != nil {
 		st, _ := b.certStatus(ctx)
 		t.Fatalf("cut %d (%s): after the boot: %v; relay status %+v\n%s", i, rec.Kind, err, st, b.v.serviceLog("/user/appliance"))
 	}
-	rec.ACMEAfterS = time.Since(start).Seconds() + rec.BootS
+	rec.ACMEAfterS = b.v.since().Seconds()
 	orders := b.acme.ca.NewOrders() - ordersAtCut
 	switch {
 	case orders == 0:

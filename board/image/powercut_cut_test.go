@@ -36,9 +36,10 @@ type cutRecord struct {
 	NodeKey  string   `json:"node_key"` // tailscaled's node key after the boot
 	Repairs  []string `json:"repairs"`  // console lines of the box repairing /perm
 	// The certificate-issuance kind: which certificate the DERP port
-	// served first after the boot ("pinned self-signed" or "ACME"), when
-	// (since power-on) it served the CA's, and the ACME files on /perm as
-	// the boot found them.
+	// served first after the boot ("pinned self-signed" or "ACME"), by
+	// when (since power-on) it served the CA's (an upper bound: the test
+	// asks after the boot's other checks and the web UI login), and the
+	// ACME files on /perm as the boot found them.
 	Cert       string  `json:"cert,omitempty"`
 	ACMEAfterS float64 `json:"acme_after_s,omitempty"`
 	Stored     string  `json:"stored,omitempty"`
@@ -287,7 +288,7 @@ func (r cutRecord) line(n int) string {
 	}
 	acme := ""
 	if r.Kind == cutACME {
-		acme = fmt.Sprintf(", the CA's certificate after %.1f s; at the cut: %s", r.ACMEAfterS, r.Stored)
+		acme = fmt.Sprintf(", the CA's certificate by %.1f s; at the cut: %s", r.ACMEAfterS, r.Stored)
 	}
 	return fmt.Sprintf("cut %d/%d (%s): SIGKILL at %.2f s of a %.2f s window, %s%s; boot: DERP after %.1f s, build %s on root %d, region %q, tailscaled %s%s; %s",
 		r.N, n, r.Kind, r.CutAtS, r.WindowS, fin, phase, r.BootS, r.Build, r.Root, r.Region, r.Tailnet, acme, r.Outcome)
