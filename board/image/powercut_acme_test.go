@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homederp/homederp/appliance/config"
 	"github.com/homederp/homederp/board/disk"
 	"github.com/homederp/homederp/board/internal/testimage"
 	"github.com/homederp/homederp/internal/bindtest"
@@ -204,7 +206,7 @@ func (b *cutBox) certStatus(ctx context.Context) (*boxCert, error) {
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode != 200 {
+	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET / as JSON: %s", resp.Status)
 	}
 	var st struct {
@@ -225,10 +227,10 @@ func (b *cutBox) certStatus(ctx context.Context) (*boxCert, error) {
 // then it goes back to the pinned self-signed certificate (tailscaled's
 // DERP map from testcontrol pins it) for the cuts that follow. It
 // returns the outcome's words.
-func (b *cutBox) afterACMECut(ctx context.Context, i int, rec *cutRecord, mode string, ordersAtCut int64) []string {
+func (b *cutBox) afterACMECut(ctx context.Context, i int, rec *cutRecord, mode config.CertMode, ordersAtCut int64) []string {
 	t := b.t
 	var outcome []string
-	if mode != "acme-dns" {
+	if mode != config.CertACMEDNS {
 		// The save never reached /perm: make it again.
 		outcome = append(outcome, "the save enabling ACME was lost; saved again")
 		if err := b.web.submit(ctx, "/setup/cert", b.acme.certForm()); err != nil {
@@ -261,7 +263,7 @@ func (b *cutBox) afterACMECut(ctx context.Context, i int, rec *cutRecord, mode s
 	switch {
 	case err != nil:
 		t.Errorf("cut %d (%s): %v", i, rec.Kind, err)
-	case st.CertMode != "acme-dns" || st.CertPinned || st.CertError != "" || !strings.HasPrefix(st.CertIssuer, "Pebble"):
+	case st.CertMode != string(config.CertACMEDNS) || st.CertPinned || st.CertError != "" || !strings.HasPrefix(st.CertIssuer, "Pebble"):
 		t.Errorf("cut %d (%s): relay status while the CA's certificate serves: mode %q, pinned %v, error %q, issuer %q; want acme-dns, false, none, Pebble…", i, rec.Kind, st.CertMode, st.CertPinned, st.CertError, st.CertIssuer)
 	}
 	if _, key := b.v.derpCheck(t); key != b.key {

@@ -222,13 +222,13 @@ func (b *cutBox) cut(i, n int, kind string) {
 	b.region = s.Config.Region
 	if kind == cutACME {
 		switch c := s.Config.Cert; {
-		case c.Mode == "acme-dns" && c.ACMECA == b.acme.caURL && c.ACMECARoots != "":
-		case c.Mode == "self-signed" && !rec.Finished:
+		case c.Mode == config.CertACMEDNS && c.ACMECA == b.acme.caURL && c.ACMECARoots != "":
+		case c.Mode == config.CertSelfSigned && !rec.Finished:
 		default:
 			t.Errorf("cut %d (%s): certificate settings after the boot: mode %q, CA %q; want acme-dns at %s (or, before it served, self-signed)", i, kind, c.Mode, c.ACMECA, b.acme.caURL)
 		}
 		outcome = append(outcome, "served "+rec.Cert+" first")
-		outcome = append(outcome, b.afterACMECut(ctx, i, &rec, string(s.Config.Cert.Mode), ordersAtCut)...)
+		outcome = append(outcome, b.afterACMECut(ctx, i, &rec, s.Config.Cert.Mode, ordersAtCut)...)
 	}
 
 	// tailscaled: logged in with the same node key, or (cut during the
