@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -51,6 +52,14 @@ import (
 //     trusts the CA's API through cert.acme_ca_roots, as a user of
 //     step-ca does; Pebble's VA looks up the challenge in BIND through a
 //     host port forwarded into the namespace.
+//   - the time, over NTP from the namespace (BIND has
+//     {0,1,2,3}.gokrazy.pool.ntp.org → 10.0.2.2), as a box on a real
+//     line gets it within seconds of booting. Without it a power cut
+//     sets the box's clock back: gokrazy's ntp loads the time it saved at
+//     the last clean shutdown (a `board update`'s reboot) over the RTC's
+//     on every boot, and with nothing to correct it BIND refuses the
+//     TSIG-signed updates (BADTIME, beyond 5 minutes) and a certificate
+//     Pebble just issued is not yet valid on the box.
 const (
 	slirpHost  = "10.0.2.2" // the namespace's loopback, as the guest reaches it
 	acmeZone   = "example.com."
@@ -90,11 +99,17 @@ func newACMEBed(t *testing.T, ns *netnstest.NS) *acmeBed {
 		Zone:    acmeZone,
 		Records: []string{acmeCAHost + ". 60 IN A " + slirpHost},
 		Port:    53,
+		Others: map[string][]string{"gokrazy.pool.ntp.org.": {
+			"0 60 IN A " + slirpHost, "1 60 IN A " + slirpHost, "2 60 IN A " + slirpHost, "3 60 IN A " + slirpHost,
+		}},
 		NSAddrs: []netip.Addr{netip.MustParseAddr(slirpHost)},
 		Command: ns.Command,
 		Dial:    ns.Dialer().DialContext,
 	})
 	e.vaDNS = fmt.Sprintf("127.0.0.1:%d", proxyInto(t, ns, 53))
+	pc := ns.MustListenPacket("udp4", "127.0.0.1:123")
+	t.Cleanup(func() { pc.Close() })
+	go serveNTP(pc)
 	return e
 }
 
@@ -403,4 +418,38 @@ func wholeKey(b []byte) error {
 		return nil
 	}
 	return fmt.Errorf("a PEM %q block that is no private key", blk.Type)
+}
+
+// serveNTP answers SNTP requests on pc with the host's clock, as a
+// stratum-1 server, until pc is closed.
+func serveNTP(pc net.PacketConn) {
+	buf := make([]byte, 512)
+	for {
+		n, addr, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		if n < 48 || buf[0]&7 != 3 { // not a client's request
+			continue
+		}
+		var r [48]byte
+		r[0] = 4<<3 | 4 // no leap second, version 4, server
+		r[1] = 1        // stratum 1
+		r[2] = buf[2]   // the client's poll interval
+		r[3] = 0xec     // precision 2^-20 s
+		copy(r[12:16], "LOCL")
+		now := ntpTime(time.Now())
+		binary.BigEndian.PutUint64(r[16:], now) // reference time
+		copy(r[24:32], buf[40:48])              // origin: the request's transmit time
+		binary.BigEndian.PutUint64(r[32:], now) // receive time
+		binary.BigEndian.PutUint64(r[40:], ntpTime(time.Now()))
+		pc.WriteTo(r[:], addr)
+	}
+}
+
+// ntpTime is t as an NTP timestamp: seconds since 1900 and a binary
+// fraction.
+func ntpTime(t time.Time) uint64 {
+	const unixToNTP = 2208988800
+	return uint64(t.Unix()+unixToNTP)<<32 | uint64(t.Nanosecond())<<32/1e9
 }

@@ -47,6 +47,10 @@ type Options struct {
 	// NSName is the zone's name server; default "ns1.<zone>", with A/AAAA
 	// records for NSAddrs.
 	NSName string
+	// Others are further zones named serves, without updates, by name
+	// (e.g. "pool.ntp.org.") with their zone-file lines; their SOA and NS
+	// name NSName.
+	Others map[string][]string
 	// NSAddrs are NSName's addresses in the zone when it is inside it,
 	// for clients that reach named elsewhere than at Addrs (a qemu guest
 	// reaches the host's loopback at slirp's 10.0.2.2); default Addrs.
@@ -196,6 +200,15 @@ zone "%[8]s" {
 	}
 	for _, r := range o.Records {
 		fmt.Fprintln(&zone, r)
+	}
+	for name, records := range o.Others {
+		name = dns.Fqdn(name)
+		file := filepath.Join(dir, "other-"+strings.TrimSuffix(name, ".")+".db")
+		conf += fmt.Sprintf("zone %q {\n\ttype primary;\n\tfile %q;\n};\n", name, file)
+		z := fmt.Sprintf("$ORIGIN %s\n$TTL 60\n@ IN SOA %s hostmaster.%[1]s 1 3600 600 86400 60\n@ IN NS %[2]s\n%s\n", name, dns.Fqdn(o.NSName), strings.Join(records, "\n"))
+		if err := os.WriteFile(file, []byte(z), 0666); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "named.conf"), []byte(conf), 0644); err != nil {
 		return nil, err
