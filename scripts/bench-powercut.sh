@@ -15,7 +15,10 @@
 # HOMEDERP_POWERCUT_CUTS sets the number of cuts (default 50);
 # HOMEDERP_POWERCUT_SEED replays a run's moments (the log names its seed);
 # HOMEDERP_POWERCUT_KINDS takes only some kinds in turn, e.g. "acme" or
-# "config,acme" (of config, login, update, acme).
+# "config,acme" (of config, login, update, acme, and bootwrite: an update
+# cut in the second after its root is confirmed, while the box writes its
+# boot partition, MBR and switch, which uniform cuts rarely hit; it is
+# taken only when named).
 #
 # Needs root (network namespaces) and the test packages; like ./test.sh it
 # re-runs itself under sudo and installs them.

@@ -61,6 +61,7 @@ func (b *cutBox) cut(i, n int, kind string) {
 		pushed   string // the build an update pushes
 		phaseMu  sync.Mutex
 		phase    = "started"
+		rootDone = make(chan struct{}, 1) // an update confirmed its root
 	)
 	switch kind {
 	case cutConfig:
@@ -81,7 +82,7 @@ func (b *cutBox) cut(i, n int, kind string) {
 			b.nodeKey = ""
 		}
 		run = b.tailnetLoginPost(ctx)
-	case cutUpdate:
+	case cutUpdate, cutBootWrite:
 		for ts := range b.builds {
 			if ts != b.running {
 				pushed = ts
@@ -94,6 +95,9 @@ func (b *cutBox) cut(i, n int, kind string) {
 				phaseMu.Lock()
 				phase = fmt.Sprintf(format, args...)
 				phaseMu.Unlock()
+				if strings.HasPrefix(format, "root file system written") {
+					rootDone <- struct{}{}
+				}
 			},
 		}
 		run = func(ctx context.Context) error { _, err := update.Push(ctx, img, opts); return err }
@@ -122,6 +126,15 @@ func (b *cutBox) cut(i, n int, kind string) {
 	defer stop()
 	start := time.Now()
 	go func() { errc <- run(runCtx) }()
+	if kind == cutBootWrite {
+		// The window starts when the box has confirmed the new root.
+		select {
+		case <-rootDone:
+			start = time.Now()
+		case err := <-errc:
+			t.Fatalf("cut %d (%s): the update failed before its root was written: %v\n%s", i, kind, err, b.v.tail())
+		}
+	}
 	timer := time.NewTimer(at)
 	select {
 	case <-timer.C:
@@ -148,7 +161,8 @@ func (b *cutBox) cut(i, n int, kind string) {
 	phaseMu.Lock()
 	rec.Phase = phase
 	phaseMu.Unlock()
-	if kind != cutUpdate {
+	isUpdate := kind == cutUpdate || kind == cutBootWrite
+	if !isUpdate {
 		rec.Phase = ""
 	}
 
@@ -176,7 +190,7 @@ func (b *cutBox) cut(i, n int, kind string) {
 	st := b.v.status(t)
 	rec.Build, rec.Root = st.BuildTimestamp, b.v.rootPartition()
 	allowed := []string{before}
-	if kind == cutUpdate {
+	if isUpdate {
 		allowed = append(allowed, pushed)
 	}
 	switch {
@@ -186,7 +200,7 @@ func (b *cutBox) cut(i, n int, kind string) {
 		t.Errorf("cut %d (%s): build %s runs from root partition %d, want %d", i, kind, st.BuildTimestamp, rec.Root, b.rootOf[st.BuildTimestamp])
 	}
 	b.running = st.BuildTimestamp
-	if kind == cutUpdate {
+	if isUpdate {
 		if b.running == pushed {
 			outcome = append(outcome, "the new build booted")
 		} else {

@@ -2,6 +2,7 @@ package image
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -56,7 +57,11 @@ func (r *powercutReport) summarize() {
 func (r *powercutReport) summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "cuts: %d (", len(r.Cuts))
-	for i, k := range cutKinds {
+	kinds := cutKinds
+	if r.ByKind[cutBootWrite] > 0 {
+		kinds = append(slices.Clone(kinds), cutBootWrite)
+	}
+	for i, k := range kinds {
 		if i > 0 {
 			b.WriteString(", ")
 		}
