@@ -1,88 +1,65 @@
 package main
 
 import (
-	"html"
-	"io"
+	"context"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
-	"regexp"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/homederp/homederp/internal/webuiclient"
 )
 
-// webClient is a browser-like client of the appliance's web UI: cookies,
-// a logged-in session and the CSRF tokens the pages carry.
+// webClient is internal/webuiclient for tests that stop at the first
+// error: a browser-like client of the appliance's web UI.
 type webClient struct {
-	t    *testing.T
-	base string // e.g. "http://127.0.0.1:41234/"
-	pw   string
-	c    *http.Client
+	t *testing.T
+	c *webuiclient.Client
 }
+
+// requestTimeout bounds each of webClient's requests.
+const requestTimeout = 10 * time.Second
 
 // newWebClient logs in to the web UI at base (e.g.
 // "http://127.0.0.1:41234/") with password pw.
 func newWebClient(t *testing.T, base, pw string) *webClient {
 	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	w := &webClient{t: t, base: base, pw: pw, c: &http.Client{
-		Jar:           jar,
-		Timeout:       10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
-	tok := w.token("/login", "/login")
-	resp, body := w.post("/login", url.Values{"csrf": {tok}, "password": {w.pw}, "next": {"/setup"}})
-	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("login: %s\n%s", resp.Status, body)
-	}
-	return w
-}
-
-func (w *webClient) do(req *http.Request) (*http.Response, string) {
-	w.t.Helper()
-	resp, err := w.c.Do(req)
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	c, err := webuiclient.Login(ctx, &http.Client{Timeout: requestTimeout}, base, pw)
 	if err != nil {
-		w.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
+	return &webClient{t: t, c: c}
 }
 
 // get fetches path; accept "" asks for HTML.
 func (w *webClient) get(path, accept string) (*http.Response, string) {
 	w.t.Helper()
-	req, _ := http.NewRequest("GET", w.base+strings.TrimPrefix(path, "/"), nil)
-	if accept != "" {
-		req.Header.Set("Accept", accept)
+	resp, body, err := w.c.Get(context.Background(), path, accept)
+	if err != nil {
+		w.t.Fatal(err)
 	}
-	return w.do(req)
+	return resp, body
 }
 
 func (w *webClient) post(path string, form url.Values) (*http.Response, string) {
 	w.t.Helper()
-	req, _ := http.NewRequest("POST", w.base+strings.TrimPrefix(path, "/"), strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return w.do(req)
+	resp, body, err := w.c.Post(context.Background(), path, form)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return resp, body
 }
-
-var formCSRFRx = regexp.MustCompile(`<form method="post" action="([^"#]*)(?:#[^"]*)?"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]+)">`)
 
 // token is the CSRF token of the form on page posting to action.
 func (w *webClient) token(page, action string) string {
 	w.t.Helper()
-	resp, body := w.get(page, "")
-	if resp.StatusCode != http.StatusOK {
-		w.t.Fatalf("GET %s: %s", page, resp.Status)
+	tok, err := w.c.Token(context.Background(), page, action)
+	if err != nil {
+		w.t.Fatal(err)
 	}
-	for _, m := range formCSRFRx.FindAllStringSubmatch(body, -1) {
-		if m[1] == action {
-			return m[2]
-		}
-	}
-	w.t.Fatalf("GET %s: no form posting to %q", page, action)
-	return ""
+	return tok
 }
 
 // submit posts a setup form as a browser would and returns the flash
@@ -97,18 +74,19 @@ func (w *webClient) submit(action, step string, form url.Values) string {
 // (loading the pages around it is not counted).
 func (w *webClient) submitTimed(action, step string, form url.Values) (string, time.Duration) {
 	w.t.Helper()
-	form.Set("csrf", w.token("/setup", action))
+	ctx := context.Background()
+	post, err := w.c.Prepare(ctx, action, form)
+	if err != nil {
+		w.t.Fatal(err)
+	}
 	start := time.Now()
-	resp, body := w.post(action, form)
+	if err := post(ctx); err != nil {
+		w.t.Fatal(err)
+	}
 	took := time.Since(start)
-	if resp.StatusCode != http.StatusSeeOther {
-		w.t.Fatalf("POST %s: %s, want a redirect\n%s", action, resp.Status, body)
+	msg, err := w.c.Flash(ctx, step)
+	if err != nil {
+		w.t.Fatalf("POST %s: %v", action, err)
 	}
-	_, page := w.get("/setup", "")
-	rx := regexp.MustCompile(`(?s)id="` + step + `">.*?<p class="flash" role="status">(.*?)</p>`)
-	m := rx.FindStringSubmatch(page)
-	if m == nil {
-		w.t.Fatalf("POST %s: no flash message for step %s", action, step)
-	}
-	return html.UnescapeString(m[1]), took
+	return msg, took
 }

@@ -217,7 +217,7 @@ type boxCert struct {
 }
 
 func (b *cutBox) certStatus(ctx context.Context) (*boxCert, error) {
-	resp, body, err := b.web.get(ctx, "/", "application/json")
+	resp, body, err := b.web.Get(ctx, "/", "application/json")
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +248,7 @@ func (b *cutBox) afterACMECut(ctx context.Context, i int, rec *cutRecord, mode c
 	if mode != config.CertACMEDNS {
 		// The save never reached /perm: make it again.
 		outcome = append(outcome, "the save enabling ACME was lost; saved again")
-		if err := b.web.submit(ctx, "/setup/cert", b.acme.certForm()); err != nil {
+		if err := b.web.Submit(ctx, "/setup/cert", b.acme.certForm()); err != nil {
 			t.Fatalf("cut %d (%s): saving acme-dns again after the boot: %v", i, rec.Kind, err)
 		}
 	}
@@ -286,7 +286,7 @@ func (b *cutBox) afterACMECut(ctx context.Context, i int, rec *cutRecord, mode c
 	}
 
 	// Back to the pinned certificate, with the first boot's pin.
-	if err := b.web.submit(ctx, "/setup/cert", selfSignedForm()); err != nil {
+	if err := b.web.Submit(ctx, "/setup/cert", selfSignedForm()); err != nil {
 		t.Fatalf("cut %d (%s): back to self-signed: %v", i, rec.Kind, err)
 	}
 	var pin string

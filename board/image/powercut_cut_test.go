@@ -66,7 +66,7 @@ func (b *cutBox) cut(i, n int, kind string) {
 	switch kind {
 	case cutConfig:
 		inflight = regionFor(i)
-		post, err := b.web.prepare(ctx, "/setup/region", regionForm(inflight))
+		post, err := b.web.Prepare(ctx, "/setup/region", regionForm(inflight))
 		if err != nil {
 			t.Fatalf("cut %d: before the config save: %v", i, err)
 		}
@@ -75,7 +75,7 @@ func (b *cutBox) cut(i, n int, kind string) {
 		// A box logged in already logs out first (no cut), so that the
 		// cut falls in a real login.
 		if b.nodeKey != "" {
-			if err := b.web.submit(ctx, "/setup/tailnet/logout", nil); err != nil {
+			if err := b.web.Submit(ctx, "/setup/tailnet/logout", nil); err != nil {
 				t.Fatalf("cut %d: logging tailscaled out before the login: %v", i, err)
 			}
 			b.awaitTailnet(ctx, "NeedsLogin")
@@ -106,7 +106,7 @@ func (b *cutBox) cut(i, n int, kind string) {
 		// the activity ends when the DERP port serves its certificate.
 		b.acme.newCA(b.hostname)
 		b.v.acme = b.acme.trust
-		post, err := b.web.prepare(ctx, "/setup/cert", b.acme.certForm())
+		post, err := b.web.Prepare(ctx, "/setup/cert", b.acme.certForm())
 		if err != nil {
 			t.Fatalf("cut %d: before the save enabling ACME: %v", i, err)
 		}
@@ -348,7 +348,7 @@ func (b *cutBox) startControl(region *tailcfg.DERPRegion) {
 // tailnetLoginPost fetches the tailnet form's token and returns the POST
 // that logs tailscaled in to testcontrol with the auth key.
 func (b *cutBox) tailnetLoginPost(ctx context.Context) func(context.Context) error {
-	post, err := b.web.prepare(ctx, "/setup/tailnet", formOf("tailnet.control_url", b.controlURL, "auth_key", authKey))
+	post, err := b.web.Prepare(ctx, "/setup/tailnet", formOf("tailnet.control_url", b.controlURL, "auth_key", authKey))
 	if err != nil {
 		b.t.Fatalf("before the tailscaled login: %v", err)
 	}

@@ -213,7 +213,7 @@ func (b *cutBox) setUp(first *testBuild) {
 	b.hostname = "derp.example.com"
 	// With the rfc2136 provider from the start, which answers the ACME
 	// cuts' DNS-01 challenges.
-	if err := b.web.submit(ctx, "/setup/name", b.acme.nameForm(b.hostname)); err != nil {
+	if err := b.web.Submit(ctx, "/setup/name", b.acme.nameForm(b.hostname)); err != nil {
 		t.Fatalf("saving the hostname: %v", err)
 	}
 	// The relay takes a certificate for the new name and restarts: wait
@@ -243,7 +243,7 @@ func (b *cutBox) setUp(first *testBuild) {
 
 	r := regionFor(0)
 	start := time.Now()
-	if err := b.web.submit(ctx, "/setup/region", regionForm(r)); err != nil {
+	if err := b.web.Submit(ctx, "/setup/region", regionForm(r)); err != nil {
 		t.Fatalf("saving the region: %v", err)
 	}
 	b.region = r
