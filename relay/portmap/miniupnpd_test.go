@@ -1,6 +1,7 @@
 package portmap
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -115,6 +116,13 @@ func TestMiniupnpd(t *testing.T) {
 				}
 			})
 
+			if tc.proto == UPnP {
+				parent := t
+				t.Run("power cut, pinhole IDs renumbered", func(t *testing.T) {
+					m = powerCutRenumbered(t, parent, b, m, stateDir)
+				})
+			}
+
 			moved := []Port{{"tcp", 23456, "DERP"}, {"udp", 3479, "STUN"}}
 			t.Run("ports change", func(t *testing.T) {
 				m.setPorts(moved...)
@@ -143,4 +151,58 @@ func TestMiniupnpd(t *testing.T) {
 			})
 		})
 	}
+}
+
+// powerCutRenumbered is the box and the router losing power together:
+// miniupnpd comes back numbering pinholes from 1, and before the box is
+// up again another program on the box opens a pinhole of its own, which
+// gets ID 1, the ID the box's state file holds for its tcp pinhole. The
+// box must open its own pinholes again (not take that one's renewal for
+// its own) and must not touch the other program's pinhole, when it renews
+// or when it is switched off. It returns the new box's mapper, which
+// runs until parent ends.
+func powerCutRenumbered(t, parent *testing.T, b *routerbed.Bed, m *bedMapper, stateDir string) *bedMapper {
+	hc := m.hc
+	m.stop()
+	b.Crash()
+	b.Start()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := discoverIGD(ctx, b.Home.Dialer(), hc, routerbed.Gateway6, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := Port{"tcp", 4000, "another program"}
+	id, err := d.fw[0].AddPinholeCtx(ctx, "", 0, routerbed.Box6.String(), other.Port, uint16(pcpProto(other.Proto)), 120)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != 1 {
+		t.Fatalf("the other program's pinhole got ID %d; want 1, the ID the box held before the power cut", id)
+	}
+	t.Cleanup(func() { d.fw[0].DeletePinholeCtx(context.Background(), id) })
+
+	m = newBedMapper(parent, b, stateDir, []string{UPnP})
+	m.setPorts(bedPorts...)
+	all := append(slices.Clone(bedPorts), other)
+	waitFor(t, 10*time.Second, "the box's pinholes back beside the other one", func() bool { return pinholed(b, all...) })
+	// Two more renewals: each must renew the box's own pinholes.
+	deadline := time.Now().Add(2 * bedLease)
+	missing := 0
+	for time.Now().Before(deadline) {
+		if pinholed(b, all...) {
+			missing = 0
+		} else if missing++; missing >= 3 {
+			t.Fatalf("a pinhole lapsed although the box renews it: %v", b.Pinholes())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	m.setPorts()
+	waitFor(t, 10*time.Second, "only the other program's pinhole left", func() bool { return pinholed(b, other) })
+	m.setPorts(bedPorts...)
+	waitFor(t, 10*time.Second, "the box's pinholes again", func() bool { return pinholed(b, all...) })
+	if err := d.fw[0].DeletePinholeCtx(ctx, id); err != nil {
+		t.Fatalf("closing the other program's pinhole: %v", err)
+	}
+	return m
 }

@@ -79,7 +79,7 @@ func (r *round) release(h held) error {
 	case UPnP:
 		return r.withIGD(h.IPv6, func(d *igd) error {
 			if h.IPv6 {
-				return d.upnpClosePinhole(r.ctx, h.PinholeID)
+				return d.upnpClosePinhole(r.ctx, h.Port.Proto, h.Port.Port, h.Internal.Addr())
 			}
 			return d.upnpUnmap(r.ctx, h.Port.Proto, h.Port.Port, h.Internal.Addr(), h.Description)
 		})
@@ -334,11 +334,7 @@ func (r *round) try(proto string, w want, prev held, renew bool) (held, error) {
 			desc := upnpDescription(w.Port)
 			h = held{Port: w.Port, IPv6: w.ipv6, Via: UPnP, Server: d.location, Granted: r.now, Description: desc}
 			if w.ipv6 {
-				id := uint16(0)
-				if renew {
-					id = prev.PinholeID
-				}
-				id, err := d.upnpPinhole(r.ctx, w.Proto, w.Port.Port, r.addr6, id, lease)
+				id, err := d.upnpPinhole(r.ctx, w.Proto, w.Port.Port, r.addr6, lease)
 				if err != nil {
 					return err
 				}

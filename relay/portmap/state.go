@@ -29,7 +29,9 @@ type held struct {
 	Granted  time.Time      `json:"granted"`        // the last successful request
 	Lifetime time.Duration  `json:"lifetime"`       // as granted; 0 = permanent (UPnP routers that keep only those)
 	Epoch    uint32         `json:"epoch,omitempty"`
-	// PinholeID is the UPnP pinhole's UniqueID, needed to renew or close it.
+	// PinholeID is the UniqueID the router last gave the UPnP pinhole,
+	// kept for diagnosis only: routers renumber pinholes when they
+	// restart, so the box names its pinhole by protocol, address and port.
 	PinholeID   uint16 `json:"pinhole_id,omitempty"`
 	Description string `json:"description,omitempty"` // the UPnP mapping's description
 	// Unwanted is when the box first tried to remove it and failed (the

@@ -351,9 +351,18 @@ func (d *igd) upnpUnmap(ctx context.Context, proto string, port uint16, self net
 	return nil
 }
 
-// upnpPinhole opens (id 0) or renews an inbound IPv6 pinhole to
-// self:port and returns its ID.
-func (d *igd) upnpPinhole(ctx context.Context, proto string, port uint16, self netip.Addr, id uint16, lease time.Duration) (uint16, error) {
+// upnpPinhole opens or renews the inbound IPv6 pinhole to self:port and
+// returns the ID the router gave it.
+//
+// It renews with AddPinhole, never UpdatePinhole: a pinhole's ID is only
+// the router's handle of the moment. miniupnpd numbers pinholes from 1
+// again after a restart, so an ID the box kept may name another port's
+// pinhole by then, and UpdatePinhole would renew that one and report
+// success while the box's own pinhole is gone. AddPinhole names the
+// pinhole by what it is (protocol, address, port); a router that already
+// has it renews it and returns its ID (miniupnpd looks it up by that
+// 5-tuple).
+func (d *igd) upnpPinhole(ctx context.Context, proto string, port uint16, self netip.Addr, lease time.Duration) (uint16, error) {
 	if len(d.fw) == 0 {
 		return 0, errNoIPv6Control
 	}
@@ -368,25 +377,28 @@ func (d *igd) upnpPinhole(ctx context.Context, proto string, port uint16, self n
 		return 0, errors.New("the router's IPv6 firewall allows no inbound pinholes (WANIPv6FirewallControl says InboundPinholeAllowed = false)")
 	}
 	secs := uint32(min(max(lease, time.Second), 24*time.Hour) / time.Second)
-	if id != 0 {
-		if err := fw.UpdatePinholeCtx(ctx, id, secs); err == nil {
-			return id, nil
-		}
-		// The router forgot it (a restart): 704 by the book, 402 from
-		// miniupnpd. Open it again.
-	}
-	id, err = fw.AddPinholeCtx(ctx, "", 0, self.String(), port, uint16(pcpProto(proto)), secs)
+	id, err := fw.AddPinholeCtx(ctx, "", 0, self.String(), port, uint16(pcpProto(proto)), secs)
 	if err != nil {
 		return 0, upnpError(err)
 	}
 	return id, nil
 }
 
-func (d *igd) upnpClosePinhole(ctx context.Context, id uint16) error {
+// upnpClosePinhole closes the box's pinhole to self:port. For the same
+// reason as in upnpPinhole it does not trust a kept ID: it asks the
+// router for the pinhole's current ID (an AddPinhole of a second, which
+// returns the existing pinhole's ID, or opens one that closes by itself
+// at once) and deletes that.
+func (d *igd) upnpClosePinhole(ctx context.Context, proto string, port uint16, self netip.Addr) error {
 	if len(d.fw) == 0 {
 		return errNoIPv6Control
 	}
-	if err := d.fw[0].DeletePinholeCtx(ctx, id); err != nil && upnpCode(err) != 704 {
+	fw := d.fw[0]
+	id, err := fw.AddPinholeCtx(ctx, "", 0, self.String(), port, uint16(pcpProto(proto)), 1)
+	if err != nil {
+		return upnpError(err)
+	}
+	if err := fw.DeletePinholeCtx(ctx, id); err != nil && upnpCode(err) != 704 {
 		return upnpError(err)
 	}
 	return nil
